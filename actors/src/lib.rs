@@ -1,0 +1,17 @@
+//! Supervised actix actors of an x0tta6bl4 mesh node, plus the domain types they share.
+//!
+//! - [`mesh`] owns the libp2p swarm: discovery through signed gossipsub beacons, dialing,
+//!   link quality from ping, and the long-lived frame streams between neighbours.
+//! - [`router`] turns beacons into a link-state graph, computes shortest paths with a
+//!   loss-aware metric and a loop-free backup next hop, and forwards routed messages.
+//! - [`store`] keeps what must survive a restart (identity key, peer book) in sled.
+//! - [`supervision`] counts restarts of supervised actors.
+//!
+//! The node binary (`x0tta6bl4`) wires these together and serves the HTTP API.
+
+pub use libp2p;
+
+pub mod mesh;
+pub mod router;
+pub mod store;
+pub mod supervision;

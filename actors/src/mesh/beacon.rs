@@ -1,0 +1,219 @@
+//! Beacons: what every node tells the mesh about itself on `x0tta6bl4/beacons/1`.
+//!
+//! A beacon carries the node's peer id, name, listen addresses, a sequence number,
+//! a timestamp and its links with measured RTT and loss. Beacons are gossipsub
+//! messages signed by the node's libp2p key; [`Beacon::validate`] also checks that
+//! the claimed peer id is the signer, so nobody can speak for another node.
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Gossipsub topic of beacons.
+pub const BEACON_TOPIC: &str = "x0tta6bl4/beacons/1";
+/// Largest encoded beacon accepted.
+pub const MAX_BEACON_BYTES: usize = 16 * 1024;
+/// Most addresses a beacon may list.
+pub const MAX_ADDRS: usize = 16;
+/// Most links a beacon may list.
+pub const MAX_LINKS: usize = 256;
+/// Longest node name.
+pub const MAX_NAME: usize = 64;
+
+/// A link as its owner measured it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// The neighbour.
+    pub peer_id: String,
+    /// Smoothed round-trip time in milliseconds.
+    pub rtt_ms: f64,
+    /// Share of recent pings lost, 0.0 ..= 1.0.
+    pub loss: f64,
+}
+
+/// Beacon as it travels on the wire (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Beacon {
+    /// Sender's libp2p peer id.
+    pub peer_id: String,
+    /// Human-friendly node name.
+    pub name: String,
+    /// Addresses the sender listens on.
+    pub addrs: Vec<String>,
+    /// Increases with every beacon of the sender, across restarts.
+    pub seq: u64,
+    /// Sender's clock, Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// Sender's live links.
+    pub links: Vec<LinkReport>,
+}
+
+/// A beacon that passed validation, with typed fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidBeacon {
+    /// Sender (equal to the gossipsub signer).
+    pub peer: PeerId,
+    /// Node name.
+    pub name: String,
+    /// Dialable addresses.
+    pub addrs: Vec<Multiaddr>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Sender's clock, Unix milliseconds.
+    pub timestamp_ms: u64,
+    /// Links as `(neighbour, rtt_ms, loss)`.
+    pub links: Vec<(PeerId, f64, f64)>,
+}
+
+/// Why a beacon was dropped. Counted in `x0tta_beacons_rejected_total{reason}`.
+#[derive(Debug, Error, PartialEq)]
+pub enum BeaconError {
+    /// Larger than [`MAX_BEACON_BYTES`].
+    #[error("beacon of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    /// Not the JSON shape of a beacon.
+    #[error("malformed beacon: {0}")]
+    Malformed(String),
+    /// Gossipsub message without an author.
+    #[error("unsigned beacon")]
+    Unsigned,
+    /// Peer id field does not match the signer.
+    #[error("beacon claims peer {claimed} but was signed by {signer}")]
+    SourceMismatch {
+        /// Peer id written in the beacon.
+        claimed: String,
+        /// Peer that signed it.
+        signer: PeerId,
+    },
+    /// Too many addresses or links, or a name too long.
+    #[error("beacon lists too much: {0}")]
+    TooMany(&'static str),
+    /// An address, link peer id or measurement is not valid.
+    #[error("invalid beacon field: {0}")]
+    InvalidField(&'static str),
+}
+
+impl BeaconError {
+    /// Stable metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::TooLarge(_) => "too_large",
+            Self::Malformed(_) => "malformed",
+            Self::Unsigned => "unsigned",
+            Self::SourceMismatch { .. } => "source_mismatch",
+            Self::TooMany(_) => "too_many",
+            Self::InvalidField(_) => "invalid_field",
+        }
+    }
+}
+
+impl Beacon {
+    /// Encodes the beacon for gossipsub.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a beacon received from `signer` (the gossipsub author).
+    pub fn validate(bytes: &[u8], signer: Option<PeerId>) -> Result<ValidBeacon, BeaconError> {
+        if bytes.len() > MAX_BEACON_BYTES {
+            return Err(BeaconError::TooLarge(bytes.len()));
+        }
+        let signer = signer.ok_or(BeaconError::Unsigned)?;
+        let beacon: Beacon =
+            serde_json::from_slice(bytes).map_err(|e| BeaconError::Malformed(e.to_string()))?;
+        let peer: PeerId = beacon
+            .peer_id
+            .parse()
+            .map_err(|_| BeaconError::InvalidField("peer_id"))?;
+        if peer != signer {
+            return Err(BeaconError::SourceMismatch {
+                claimed: beacon.peer_id,
+                signer,
+            });
+        }
+        if beacon.addrs.len() > MAX_ADDRS {
+            return Err(BeaconError::TooMany("addrs"));
+        }
+        if beacon.links.len() > MAX_LINKS {
+            return Err(BeaconError::TooMany("links"));
+        }
+        if beacon.name.len() > MAX_NAME {
+            return Err(BeaconError::TooMany("name"));
+        }
+        let addrs = beacon
+            .addrs
+            .iter()
+            .map(|a| a.parse::<Multiaddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| BeaconError::InvalidField("addrs"))?;
+        let links = beacon
+            .links
+            .iter()
+            .map(|l| {
+                let id = l.peer_id.parse::<PeerId>().map_err(|_| BeaconError::InvalidField("links.peer_id"))?;
+                let sane = l.rtt_ms.is_finite() && l.rtt_ms >= 0.0 && (0.0..=1.0).contains(&l.loss);
+                if !sane {
+                    return Err(BeaconError::InvalidField("links.rtt_ms/loss"));
+                }
+                Ok((id, l.rtt_ms, l.loss))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ValidBeacon {
+            peer,
+            name: beacon.name,
+            addrs,
+            seq: beacon.seq,
+            timestamp_ms: beacon.timestamp_ms,
+            links,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beacon(peer: PeerId) -> Beacon {
+        Beacon {
+            peer_id: peer.to_string(),
+            name: "a".into(),
+            addrs: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            seq: 1,
+            timestamp_ms: 1,
+            links: vec![LinkReport {
+                peer_id: PeerId::random().to_string(),
+                rtt_ms: 0.5,
+                loss: 0.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn valid_beacon_round_trips() {
+        let peer = PeerId::random();
+        let valid = Beacon::validate(&beacon(peer).encode(), Some(peer)).expect("valid");
+        assert_eq!(valid.peer, peer);
+        assert_eq!(valid.links.len(), 1);
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        let peer = PeerId::random();
+        let reason = |bytes: &[u8], signer| Beacon::validate(bytes, signer).map(|_| ()).unwrap_err().label();
+        assert_eq!(reason(b"\xff\xfe not json", Some(peer)), "malformed");
+        assert_eq!(reason(&vec![b' '; MAX_BEACON_BYTES + 1], Some(peer)), "too_large");
+        assert_eq!(reason(&beacon(peer).encode(), None), "unsigned");
+        assert_eq!(reason(&beacon(peer).encode(), Some(PeerId::random())), "source_mismatch");
+
+        let mut b = beacon(peer);
+        b.links[0].loss = 7.0;
+        assert_eq!(reason(&b.encode(), Some(peer)), "invalid_field");
+        let mut b = beacon(peer);
+        b.addrs = vec!["not an address".into()];
+        assert_eq!(reason(&b.encode(), Some(peer)), "invalid_field");
+        let mut b = beacon(peer);
+        b.addrs = vec!["/ip4/127.0.0.1/tcp/1".into(); MAX_ADDRS + 1];
+        assert_eq!(reason(&b.encode(), Some(peer)), "too_many");
+    }
+}

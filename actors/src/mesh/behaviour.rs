@@ -1,0 +1,69 @@
+//! The libp2p behaviour of a node: one field per protocol.
+
+// The derive generates `MeshBehaviourEvent`, whose variants cannot carry docs.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use libp2p::{connection_limits, gossipsub, identify, identity::Keypair, kad, ping, swarm::NetworkBehaviour, StreamProtocol};
+
+use super::config::MeshConfig;
+
+/// Kademlia protocol name, distinct from the public IPFS DHT.
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/kad/1.0.0");
+
+/// Everything the mesh speaks with its peers.
+#[derive(NetworkBehaviour)]
+pub struct MeshBehaviour {
+    /// Beacons: signed gossip of each node's addresses and links.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Exchange of listen addresses and protocol versions on connect.
+    pub identify: identify::Behaviour,
+    /// RTT and loss per link.
+    pub ping: ping::Behaviour,
+    /// Peer routing for peers not (yet) seen in beacons.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Caps on connections, total and per peer.
+    pub limits: connection_limits::Behaviour,
+    /// Raw streams carrying routed frames.
+    pub streams: libp2p_stream::Behaviour,
+}
+
+/// Why the behaviour could not be built.
+pub type BehaviourError = Box<dyn std::error::Error + Send + Sync>;
+
+impl MeshBehaviour {
+    /// Builds the behaviour for `key` with the limits and timers of `config`.
+    pub fn new(key: &Keypair, config: &MeshConfig) -> Result<Self, BehaviourError> {
+        let peer_id = key.public().to_peer_id();
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(500))
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .max_transmit_size(super::beacon::MAX_BEACON_BYTES * 2)
+            .build()?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+        let identify = identify::Behaviour::new(identify::Config::new("/x0tta6bl4/id/1.0.0".into(), key.public()));
+        let ping = ping::Behaviour::new(
+            ping::Config::new()
+                .with_interval(Duration::from_millis(config.ping_interval_ms))
+                .with_timeout(Duration::from_millis(config.ping_timeout_ms)),
+        );
+        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad::Config::new(KAD_PROTOCOL));
+        kad.set_mode(Some(kad::Mode::Server));
+        let max_total = u32::try_from(config.max_peers.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established_per_peer(Some(2))
+                .with_max_established(Some(max_total))
+                .with_max_pending_incoming(Some(max_total)),
+        );
+        Ok(Self {
+            gossipsub,
+            identify,
+            ping,
+            kad,
+            limits,
+            streams: libp2p_stream::Behaviour::new(),
+        })
+    }
+}

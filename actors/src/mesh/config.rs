@@ -1,0 +1,56 @@
+//! Configuration of the mesh subsystem.
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// How the node joins and keeps its place in the mesh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeshConfig {
+    /// Addresses to listen on. Both TCP and QUIC so peers behind UDP-hostile
+    /// networks still connect over TCP.
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialled at start (full multiaddrs ending in `/p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Dial peers learnt from beacons. Tests set `false` to build line and ring
+    /// topologies out of bootstrap links only.
+    pub dial_discovered: bool,
+    /// Upper bound of connected peers; discovery stops dialling at this count.
+    pub max_peers: usize,
+    /// Milliseconds between two beacons.
+    pub beacon_interval_ms: u64,
+    /// Milliseconds between two pings on each connection (RTT and loss per link).
+    pub ping_interval_ms: u64,
+    /// Milliseconds before a ping counts as lost.
+    pub ping_timeout_ms: u64,
+    /// Largest routed frame accepted from a neighbour, in bytes.
+    pub max_frame_bytes: usize,
+    /// Frames queued per neighbour before the sender waits.
+    pub frame_queue: usize,
+    /// Peers kept in the durable peer book.
+    pub peer_book_limit: usize,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            // Fixed default ports so an operator knows what to open in a firewall.
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".parse().expect("valid literal multiaddr"),
+                "/ip4/0.0.0.0/udp/4001/quic-v1".parse().expect("valid literal multiaddr"),
+            ],
+            bootstrap: Vec::new(),
+            dial_discovered: true,
+            // Enough for a dense neighbourhood while keeping per-peer state small.
+            max_peers: 32,
+            // One beacon a second: topology changes spread within a second or two.
+            beacon_interval_ms: 1_000,
+            ping_interval_ms: 1_000,
+            ping_timeout_ms: 2_000,
+            // 64 KiB payloads plus a generous header.
+            max_frame_bytes: 64 * 1024 + 256,
+            frame_queue: 1_024,
+            peer_book_limit: 4_096,
+        }
+    }
+}

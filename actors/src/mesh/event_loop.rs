@@ -1,0 +1,359 @@
+//! The one task that owns the libp2p `Swarm`.
+//!
+//! It runs `tokio::select!` over swarm events, the bounded command channel, inbound
+//! frame streams and the beacon timer. Other parts of the node talk to it through
+//! [`super::MeshHandle`] and hear from it through [`super::MeshEvent`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::Recipient;
+use futures::StreamExt;
+use libp2p::swarm::{dial_opts::{DialOpts, PeerCondition}, SwarmEvent};
+use libp2p::{gossipsub, identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
+use tokio::sync::mpsc;
+
+use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
+use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
+use super::link_stats::LinkStats;
+use super::streams::{read_frames, write_frames, FRAME_PROTOCOL};
+use super::{metrics as m, Command, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
+
+/// Minimum pause between a redial of the same peer.
+const REDIAL_BACKOFF: Duration = Duration::from_secs(2);
+
+/// State of the running event loop.
+struct EventLoop {
+    swarm: Swarm<MeshBehaviour>,
+    shared: Arc<MeshShared>,
+    router: Recipient<MeshEvent>,
+    topic: gossipsub::IdentTopic,
+    links: HashMap<PeerId, LinkStats>,
+    last_dial: HashMap<PeerId, Instant>,
+    bootstrap_peers: HashSet<PeerId>,
+    seq: u64,
+}
+
+/// Builds the swarm and runs the loop until the command channel closes or the
+/// swarm fails.
+pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Result<(), MeshError> {
+    let mut commands = shared.commands.lock().await;
+    let config = shared.config.clone();
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(shared.keypair.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| MeshError::Transport(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| MeshBehaviour::new(key, &config))
+        .map_err(|e| MeshError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let mut event_loop = EventLoop {
+        swarm,
+        shared: shared.clone(),
+        router,
+        topic: gossipsub::IdentTopic::new(BEACON_TOPIC),
+        links: HashMap::new(),
+        last_dial: HashMap::new(),
+        bootstrap_peers: HashSet::new(),
+        seq: unix_ms(),
+    };
+    event_loop.start()?;
+
+    let mut control = event_loop.swarm.behaviour().streams.new_control();
+    let mut incoming = control
+        .accept(FRAME_PROTOCOL)
+        .map_err(|e| MeshError::Transport(e.to_string()))?;
+    let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
+    let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
+
+    loop {
+        tokio::select! {
+            event = event_loop.swarm.select_next_some() => event_loop.on_swarm_event(event),
+            command = commands.recv() => match command {
+                Some(command) => event_loop.on_command(command),
+                None => return Ok(()),
+            },
+            Some((peer, stream)) = incoming.next() => {
+                tokio::spawn(read_frames(peer, stream, shared.frames.clone(), config.max_frame_bytes));
+            }
+            _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
+            _ = kad_timer.tick() => {
+                // Refreshes the routing table; "no known peers" just means we are alone.
+                let _ = event_loop.swarm.behaviour_mut().kad.bootstrap();
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    fn start(&mut self) -> Result<(), MeshError> {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&self.topic)
+            .map_err(|e| MeshError::Transport(e.to_string()))?;
+        for addr in &self.shared.config.listen {
+            self.swarm.listen_on(addr.clone()).map_err(|e| MeshError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        for addr in self.shared.config.bootstrap.clone() {
+            if let Some(peer) = peer_of(&addr) {
+                self.bootstrap_peers.insert(peer);
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            self.dial_addr(addr);
+        }
+        if self.shared.config.dial_discovered {
+            let book = self.shared.store.peer_book().unwrap_or_default();
+            for (peer, addrs) in book.into_iter().take(self.shared.config.max_peers) {
+                self.dial_peer(peer, addrs);
+            }
+        }
+        Ok(())
+    }
+
+    fn dial_addr(&mut self, addr: Multiaddr) {
+        if let Err(error) = self.swarm.dial(addr.clone()) {
+            m::dial_failed();
+            tracing::warn!(%addr, %error, "cannot dial");
+        }
+    }
+
+    fn dial_peer(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == self.shared.local_peer_id || addrs.is_empty() {
+            return;
+        }
+        if self.last_dial.get(&peer).is_some_and(|t| t.elapsed() < REDIAL_BACKOFF) {
+            return;
+        }
+        self.last_dial.insert(peer, Instant::now());
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(error) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, %error, "dial refused");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Dial(addr) => self.dial_addr(addr),
+            Command::PublishRaw(bytes, reply) => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), bytes)
+                    .map(|_| ())
+                    .map_err(|e| MeshError::Publish(e.to_string()));
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn status(&self) -> MeshStatus {
+        let mut peers: Vec<PeerLink> = self
+            .links
+            .iter()
+            .map(|(peer, stats)| PeerLink {
+                peer: *peer,
+                rtt_ms: stats.rtt_ms(),
+                loss: stats.loss(),
+            })
+            .collect();
+        peers.sort_by_key(|p| p.peer);
+        MeshStatus {
+            peer_id: self.shared.local_peer_id,
+            listen_addrs: self.swarm.listeners().cloned().collect(),
+            peers,
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.shared.ready.store(true, Ordering::Release);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                if num_established.get() == 1 {
+                    self.link_up(peer_id);
+                }
+                tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                if num_established == 0 {
+                    tracing::info!(peer = %peer_id, cause = ?cause, "link down");
+                    self.link_down(peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                m::dial_failed();
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
+                self.on_beacon(&message);
+            }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
+                let stats = self.links.entry(peer).or_default();
+                match result {
+                    Ok(rtt) => stats.record_success(rtt),
+                    Err(_) => stats.record_failure(),
+                }
+            }
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn link_up(&mut self, peer: PeerId) {
+        self.links.entry(peer).or_default();
+        let (tx, rx) = mpsc::channel(self.shared.config.frame_queue.max(1));
+        self.shared.neighbours.insert(peer, tx);
+        let control = self.swarm.behaviour().streams.new_control();
+        tokio::spawn(write_frames(peer, control, rx));
+        m::peers_connected(self.shared.neighbours.len());
+        self.notify_links();
+    }
+
+    fn link_down(&mut self, peer: PeerId) {
+        self.shared.neighbours.remove(&peer);
+        self.links.remove(&peer);
+        m::peers_connected(self.shared.neighbours.len());
+        self.notify(MeshEvent::LinkDown(peer));
+        self.notify_links();
+        // Tell the mesh at once instead of waiting for the next beacon round.
+        self.publish_beacon();
+        if self.bootstrap_peers.contains(&peer) || self.shared.config.dial_discovered {
+            if let Some(addrs) = self.known_addrs(&peer) {
+                self.dial_peer(peer, addrs);
+            }
+        }
+    }
+
+    fn known_addrs(&self, peer: &PeerId) -> Option<Vec<Multiaddr>> {
+        let from_bootstrap: Vec<Multiaddr> = self
+            .shared
+            .config
+            .bootstrap
+            .iter()
+            .filter(|a| peer_of(a) == Some(*peer))
+            .cloned()
+            .collect();
+        if !from_bootstrap.is_empty() {
+            return Some(from_bootstrap);
+        }
+        self.shared
+            .store
+            .peer_book()
+            .ok()?
+            .into_iter()
+            .find(|(p, _)| p == peer)
+            .map(|(_, addrs)| addrs)
+    }
+
+    fn on_beacon(&mut self, message: &gossipsub::Message) {
+        let beacon = match Beacon::validate(&message.data, message.source) {
+            Ok(beacon) => beacon,
+            Err(error) => {
+                m::beacon_rejected(error.label());
+                tracing::warn!(source = ?message.source, %error, "beacon rejected");
+                return;
+            }
+        };
+        if beacon.peer == self.shared.local_peer_id {
+            return;
+        }
+        m::beacon_received();
+        let config = &self.shared.config;
+        if let Err(error) = self.shared.store.remember_peer(&beacon.peer, &beacon.addrs, config.peer_book_limit) {
+            tracing::warn!(%error, "cannot store peer book entry");
+        }
+        let wants_dial = config.dial_discovered
+            && !self.shared.neighbours.contains(&beacon.peer)
+            && self.shared.neighbours.len() < config.max_peers;
+        if wants_dial {
+            self.dial_peer(beacon.peer, beacon.addrs.clone());
+        }
+        self.notify(MeshEvent::Beacon(beacon));
+    }
+
+    fn on_beacon_tick(&mut self) {
+        self.notify_links();
+        self.publish_beacon();
+    }
+
+    fn link_reports(&self) -> Vec<(PeerId, f64, f64)> {
+        self.links
+            .iter()
+            .filter(|(peer, _)| self.shared.neighbours.contains(peer))
+            .map(|(peer, stats)| (*peer, stats.rtt_ms(), stats.loss()))
+            .collect()
+    }
+
+    fn notify_links(&mut self) {
+        let links = self.link_reports();
+        self.notify(MeshEvent::LocalLinks(links));
+    }
+
+    fn notify(&self, event: MeshEvent) {
+        if self.router.try_send(event).is_err() {
+            m::event_dropped();
+        }
+    }
+
+    fn publish_beacon(&mut self) {
+        self.seq += 1;
+        let beacon = Beacon {
+            peer_id: self.shared.local_peer_id.to_string(),
+            name: self.shared.name.clone(),
+            addrs: self.swarm.listeners().take(super::beacon::MAX_ADDRS).map(ToString::to_string).collect(),
+            seq: self.seq,
+            timestamp_ms: unix_ms(),
+            links: self
+                .link_reports()
+                .into_iter()
+                .map(|(peer, rtt_ms, loss)| LinkReport {
+                    peer_id: peer.to_string(),
+                    rtt_ms,
+                    loss,
+                })
+                .collect(),
+        };
+        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), beacon.encode()) {
+            Ok(_) => m::beacon_published(),
+            // Alone in the mesh: nobody to tell yet.
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+            Err(error) => tracing::debug!(%error, "beacon not published"),
+        }
+    }
+}
+
+/// The peer id at the end of a `/p2p/<id>` multiaddr.
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+/// Current Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,43 @@
+//! Metrics of the mesh subsystem, declared once.
+
+const PEERS_CONNECTED: &str = "x0tta_peers_connected";
+const BEACONS_RECEIVED: &str = "x0tta_beacons_received_total";
+const BEACONS_REJECTED: &str = "x0tta_beacons_rejected_total";
+const BEACONS_PUBLISHED: &str = "x0tta_beacons_published_total";
+const DIALS_FAILED: &str = "x0tta_mesh_dials_failed_total";
+const EVENTS_DROPPED: &str = "x0tta_mesh_events_dropped_total";
+
+/// Registers help texts of every mesh metric.
+pub fn describe() {
+    metrics::describe_gauge!(PEERS_CONNECTED, "Neighbours with at least one live connection");
+    metrics::describe_counter!(BEACONS_RECEIVED, "Valid beacons received from other nodes");
+    metrics::describe_counter!(BEACONS_REJECTED, "Beacons dropped, by reason");
+    metrics::describe_counter!(BEACONS_PUBLISHED, "Beacons this node published");
+    metrics::describe_counter!(DIALS_FAILED, "Outgoing connection attempts that failed");
+    metrics::describe_counter!(EVENTS_DROPPED, "Mesh events dropped because the router's inbox was full");
+    metrics::gauge!(PEERS_CONNECTED).set(0.0);
+}
+
+pub(super) fn peers_connected(count: usize) {
+    metrics::gauge!(PEERS_CONNECTED).set(count as f64);
+}
+
+pub(super) fn beacon_received() {
+    metrics::counter!(BEACONS_RECEIVED).increment(1);
+}
+
+pub(super) fn beacon_rejected(reason: &'static str) {
+    metrics::counter!(BEACONS_REJECTED, "reason" => reason).increment(1);
+}
+
+pub(super) fn beacon_published() {
+    metrics::counter!(BEACONS_PUBLISHED).increment(1);
+}
+
+pub(super) fn dial_failed() {
+    metrics::counter!(DIALS_FAILED).increment(1);
+}
+
+pub(super) fn event_dropped() {
+    metrics::counter!(EVENTS_DROPPED).increment(1);
+}

@@ -1,0 +1,272 @@
+//! The mesh actor: owns the libp2p swarm and the links to neighbours.
+//!
+//! Discovery runs over gossipsub: every node publishes a signed [`beacon::Beacon`]
+//! each interval and dials the peers it learns from others' beacons (bounded by
+//! `max_peers`). Link quality comes from ping. Routed frames travel over one
+//! long-lived stream per neighbour ([`streams`]).
+//!
+//! The swarm lives in one event-loop task ([`event_loop`]) on the node's network
+//! runtime. [`MeshActor`] supervises that task: if the loop fails, the actor stops,
+//! its supervisor restarts it and a fresh swarm is built from the same identity.
+//! Others reach the loop through a [`MeshHandle`] and hear from it via [`MeshEvent`].
+
+pub mod beacon;
+pub mod behaviour;
+pub mod config;
+mod event_loop;
+pub mod link_stats;
+mod metrics;
+pub mod neighbours;
+pub mod streams;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, Supervised};
+use libp2p::{identity::Keypair, Multiaddr, PeerId};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+pub use config::MeshConfig;
+pub use event_loop::unix_ms;
+pub use neighbours::Neighbours;
+pub use streams::FrameHandler;
+
+use crate::store::Store;
+use crate::supervision;
+
+/// Commands the event loop accepts; bounded so a stuck loop pushes back.
+const COMMAND_QUEUE: usize = 256;
+
+/// Errors of the mesh.
+#[derive(Debug, Error)]
+pub enum MeshError {
+    /// The transport or a behaviour could not be set up.
+    #[error("cannot build libp2p transport: {0}")]
+    Transport(String),
+    /// A listen address is unusable (port taken, bad address).
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The configured address.
+        addr: String,
+        /// What libp2p said.
+        reason: String,
+    },
+    /// A gossipsub publish failed.
+    #[error("cannot publish: {0}")]
+    Publish(String),
+    /// The event loop is not running (stopping or restarting).
+    #[error("mesh event loop is not running")]
+    Stopped,
+}
+
+/// What the mesh tells the router.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum MeshEvent {
+    /// A valid beacon from another node.
+    Beacon(beacon::ValidBeacon),
+    /// The local node's live links as `(neighbour, rtt_ms, loss)`.
+    LocalLinks(Vec<(PeerId, f64, f64)>),
+    /// The last connection to a neighbour closed.
+    LinkDown(PeerId),
+}
+
+/// One live link as seen by the mesh.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerLink {
+    /// The neighbour.
+    #[serde(serialize_with = "crate::router::serialize_display")]
+    pub peer: PeerId,
+    /// Smoothed round-trip time in milliseconds.
+    pub rtt_ms: f64,
+    /// Recent ping loss ratio.
+    pub loss: f64,
+}
+
+/// Snapshot of the mesh for the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MeshStatus {
+    /// This node's peer id.
+    #[serde(serialize_with = "crate::router::serialize_display")]
+    pub peer_id: PeerId,
+    /// Addresses the swarm listens on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Live links.
+    pub peers: Vec<PeerLink>,
+}
+
+/// Requests to the event loop.
+pub(crate) enum Command {
+    Status(oneshot::Sender<MeshStatus>),
+    Dial(Multiaddr),
+    PublishRaw(Vec<u8>, oneshot::Sender<Result<(), MeshError>>),
+}
+
+/// State shared by the actor, the event loop and handles.
+pub(crate) struct MeshShared {
+    config: MeshConfig,
+    name: String,
+    keypair: Keypair,
+    local_peer_id: PeerId,
+    store: Store,
+    neighbours: Arc<Neighbours>,
+    frames: Arc<dyn FrameHandler>,
+    ready: AtomicBool,
+    commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
+}
+
+/// Cheap, cloneable access to the mesh from other actors and the API.
+#[derive(Clone)]
+pub struct MeshHandle {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<MeshShared>,
+}
+
+impl MeshHandle {
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.shared.local_peer_id
+    }
+
+    /// Whether the swarm listens on at least one address.
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Acquire)
+    }
+
+    /// Live neighbours and their frame queues.
+    pub fn neighbours(&self) -> Arc<Neighbours> {
+        self.shared.neighbours.clone()
+    }
+
+    /// Current listen addresses and links.
+    pub async fn status(&self) -> Result<MeshStatus, MeshError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Status(tx)).await.map_err(|_| MeshError::Stopped)?;
+        rx.await.map_err(|_| MeshError::Stopped)
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), MeshError> {
+        self.commands.send(Command::Dial(addr)).await.map_err(|_| MeshError::Stopped)
+    }
+
+    /// Publishes raw bytes on the beacon topic. Fault-injection hook for tests of
+    /// how peers treat garbage beacons; the node never calls it on its own.
+    pub async fn publish_raw_beacon(&self, bytes: Vec<u8>) -> Result<(), MeshError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::PublishRaw(bytes, tx))
+            .await
+            .map_err(|_| MeshError::Stopped)?;
+        rx.await.map_err(|_| MeshError::Stopped)?
+    }
+}
+
+/// What the mesh needs to start.
+pub struct MeshParts {
+    /// Mesh configuration.
+    pub config: MeshConfig,
+    /// Node name published in beacons.
+    pub name: String,
+    /// libp2p identity (from the store).
+    pub keypair: Keypair,
+    /// The node's database.
+    pub store: Store,
+    /// Where inbound frames go (the router's data plane).
+    pub frames: Arc<dyn FrameHandler>,
+    /// Neighbour queues, shared with the router.
+    pub neighbours: Arc<Neighbours>,
+}
+
+/// Creates the handle; the actor started with [`MeshActor::new`] runs the loop.
+pub fn handle(parts: MeshParts) -> MeshHandle {
+    self::metrics::describe();
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let shared = Arc::new(MeshShared {
+        local_peer_id: parts.keypair.public().to_peer_id(),
+        config: parts.config,
+        name: parts.name,
+        keypair: parts.keypair,
+        store: parts.store,
+        neighbours: parts.neighbours,
+        frames: parts.frames,
+        ready: AtomicBool::new(false),
+        commands: tokio::sync::Mutex::new(rx),
+    });
+    MeshHandle { commands: tx, shared }
+}
+
+/// Supervised actor that runs the swarm event loop on the network runtime.
+pub struct MeshActor {
+    handle: MeshHandle,
+    router: Recipient<MeshEvent>,
+    runtime: tokio::runtime::Handle,
+    task: Option<tokio::task::JoinHandle<()>>,
+    last_failure: Option<String>,
+}
+
+impl MeshActor {
+    /// The actor for `handle`, reporting to `router`, running the loop on `runtime`.
+    pub fn new(handle: MeshHandle, router: Recipient<MeshEvent>, runtime: tokio::runtime::Handle) -> Self {
+        supervision::describe_actor("mesh");
+        Self {
+            handle,
+            router,
+            runtime,
+            task: None,
+            last_failure: None,
+        }
+    }
+}
+
+/// The event loop ended; an error stops the actor so its supervisor restarts it.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct LoopEnded(Result<(), MeshError>);
+
+impl Actor for MeshActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        let shared = self.handle.shared.clone();
+        let router = self.router.clone();
+        self.task = Some(self.runtime.spawn(async move {
+            let result = event_loop::run(shared, router).await;
+            me.do_send(LoopEnded(result));
+        }));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Supervised for MeshActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.handle.shared.ready.store(false, Ordering::Release);
+        let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
+        supervision::record_restart("mesh", &reason);
+    }
+}
+
+impl Handler<LoopEnded> for MeshActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LoopEnded, ctx: &mut Context<Self>) {
+        match msg.0 {
+            Ok(()) => tracing::info!("mesh event loop finished"),
+            Err(error) => {
+                tracing::error!(%error, "mesh event loop failed");
+                self.last_failure = Some(error.to_string());
+                actix::ActorContext::stop(ctx);
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Long-lived frame streams between neighbours.
+//!
+//! Each side opens one outbound stream per neighbour (protocol [`FRAME_PROTOCOL`])
+//! and writes length-delimited frames (`u32` big-endian length, then the frame).
+//! Inbound streams are read by one task each, which hands every frame to the
+//! [`FrameHandler`] (the router's data plane).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use tokio::sync::mpsc;
+
+use crate::router::frame::RejectReason;
+
+/// Protocol of routed frame streams.
+pub const FRAME_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/frames/1");
+/// Pause before reopening a failed outbound stream.
+const REOPEN_DELAY: Duration = Duration::from_millis(50);
+/// Failed opens in a row before the writer gives up on a neighbour.
+const MAX_REOPENS: u32 = 20;
+
+/// Receives every frame read from a neighbour.
+pub trait FrameHandler: Send + Sync + 'static {
+    /// Handles one frame from neighbour `from`.
+    fn handle_frame(&self, from: PeerId, frame: Bytes) -> BoxFuture<'_, ()>;
+    /// Counts a frame rejected before it could be parsed (e.g. oversized).
+    fn reject(&self, from: PeerId, reason: RejectReason);
+}
+
+/// Writes frames queued for `peer` to an outbound stream, reopening it when it breaks.
+/// Ends when the queue is closed (the neighbour disconnected).
+pub async fn write_frames(peer: PeerId, mut control: libp2p_stream::Control, mut queue: mpsc::Receiver<Bytes>) {
+    let mut failures = 0;
+    loop {
+        let stream = match control.open_stream(peer, FRAME_PROTOCOL).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                failures += 1;
+                tracing::debug!(%peer, %error, failures, "cannot open frame stream");
+                if failures >= MAX_REOPENS || queue.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(REOPEN_DELAY).await;
+                continue;
+            }
+        };
+        failures = 0;
+        match pump(stream, &mut queue).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "frame stream broke, reopening");
+                tokio::time::sleep(REOPEN_DELAY).await;
+            }
+        }
+    }
+}
+
+/// Copies frames from the queue to the stream, flushing whenever the queue runs dry.
+async fn pump(stream: Stream, queue: &mut mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+    let mut writer = BufWriter::with_capacity(64 * 1024, stream);
+    while let Some(frame) = queue.recv().await {
+        write_one(&mut writer, &frame).await?;
+        while let Ok(frame) = queue.try_recv() {
+            write_one(&mut writer, &frame).await?;
+        }
+        writer.flush().await?;
+    }
+    writer.close().await
+}
+
+async fn write_one(writer: &mut BufWriter<Stream>, frame: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    writer.write_all(&len.to_be_bytes()).await?;
+    writer.write_all(frame).await
+}
+
+/// Reads frames from an inbound stream of `peer` until it closes or misbehaves.
+pub async fn read_frames(peer: PeerId, stream: Stream, handler: Arc<dyn FrameHandler>, max_frame: usize) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut len_buf = [0u8; 4];
+    loop {
+        if reader.read_exact(&mut len_buf).await.is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes(len_buf) as usize;
+        if len > max_frame {
+            // The length cannot be trusted to resynchronise: drop the stream, the
+            // neighbour opens a new one.
+            handler.reject(peer, RejectReason::Oversized);
+            tracing::warn!(%peer, len, max_frame, "oversized frame, closing stream");
+            return;
+        }
+        let mut frame = vec![0u8; len];
+        if reader.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        handler.handle_frame(peer, Bytes::from(frame)).await;
+    }
+}

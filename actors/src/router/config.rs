@@ -1,0 +1,56 @@
+//! Configuration of the router.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Routing and forwarding limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Hops a new message may take before it is dropped.
+    pub default_ttl: u8,
+    /// Largest payload of a message this node sends, in bytes.
+    pub max_payload_bytes: usize,
+    /// Delivered messages kept for `GET /api/v1/messages`.
+    pub inbox_capacity: usize,
+    /// Recent (source, id) pairs remembered to drop duplicates.
+    pub seen_capacity: usize,
+    /// A node whose last beacon is older than this (ms) leaves the graph.
+    pub beacon_expiry_ms: u64,
+    /// Most nodes kept in the link-state database.
+    pub max_nodes: usize,
+    /// Longest wait (ms) for room in a neighbour's queue before a frame is dropped.
+    pub queue_timeout_ms: u64,
+    /// Milliseconds between two route recomputations when the graph changed.
+    pub recompute_interval_ms: u64,
+    /// Accept `POST /api/v1/debug/fault` (tests only).
+    pub fault_injection: bool,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            // Twice the diameter of any mesh we expect, far below a loop's damage.
+            default_ttl: 16,
+            max_payload_bytes: 64 * 1024,
+            inbox_capacity: 1_024,
+            // About a minute of traffic at 1,000 msg/s.
+            seen_capacity: 65_536,
+            // Five missed beacons at the default one-second interval.
+            beacon_expiry_ms: 5_000,
+            max_nodes: 1_024,
+            queue_timeout_ms: 100,
+            // Quick enough that a topology change costs one tenth of a second.
+            recompute_interval_ms: 100,
+            fault_injection: false,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// Queue timeout as a duration.
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.queue_timeout_ms)
+    }
+}

@@ -1,0 +1,386 @@
+//! The router's data plane: parses, deduplicates, delivers and forwards frames.
+//!
+//! It runs on the network runtime, called by every stream reader task, and never
+//! waits for the router actor: it reads the routing table the actor last installed
+//! (an `ArcSwap`, so lookups take no lock) and the live neighbour queues. When the
+//! primary next hop is no longer a neighbour it uses the backup hop at once, before
+//! the control plane has even recomputed.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::future::BoxFuture;
+use libp2p::PeerId;
+use lru::LruCache;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::frame::{Frame, FrameKind, RejectReason};
+use super::graph::Route;
+use super::inbox::{Delivered, Inbox, Undeliverable};
+use super::metrics as m;
+use super::RouterConfig;
+use crate::mesh::{unix_ms, FrameHandler, Neighbours};
+
+/// Echo requests awaiting their reply.
+const MAX_PENDING_ECHOES: usize = 1_024;
+
+/// Why a message from this node could not be sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    /// The frame would have been rejected; see the reason.
+    #[error("{0}")]
+    Rejected(#[from] RejectReason),
+    /// The payload exceeds the configured maximum.
+    #[error("payload of {size} bytes exceeds the maximum of {max}")]
+    PayloadTooLarge {
+        /// Payload size.
+        size: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// Too many echo requests outstanding.
+    #[error("too many echo requests in flight")]
+    Busy,
+    /// No echo reply in time.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Counters shown by the status API.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ForwarderCounters {
+    /// Messages originated here.
+    pub sent: AtomicU64,
+    /// Frames relayed for others.
+    pub forwarded: AtomicU64,
+    /// Messages delivered here.
+    pub delivered: AtomicU64,
+    /// Frames rejected for any reason.
+    pub rejected: AtomicU64,
+}
+
+/// Result of an echo.
+#[derive(Debug, Clone, Copy)]
+pub struct EchoReply {
+    /// Round-trip time.
+    pub rtt: Duration,
+    /// Links the reply crossed.
+    pub hops: u8,
+}
+
+/// The data plane of one node.
+pub struct Forwarder {
+    local: PeerId,
+    config: RouterConfig,
+    table: ArcSwap<HashMap<PeerId, Route>>,
+    neighbours: Arc<Neighbours>,
+    seen: Mutex<LruCache<(PeerId, u64), ()>>,
+    inbox: Mutex<Inbox>,
+    pending_echoes: Mutex<HashMap<u64, oneshot::Sender<u8>>>,
+    next_id: AtomicU64,
+    counters: ForwarderCounters,
+}
+
+impl Forwarder {
+    /// A forwarder for node `local` sending through `neighbours`.
+    pub fn new(local: PeerId, config: RouterConfig, neighbours: Arc<Neighbours>) -> Self {
+        m::describe();
+        let seen = NonZeroUsize::new(config.seen_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            local,
+            inbox: Mutex::new(Inbox::new(config.inbox_capacity)),
+            config,
+            table: ArcSwap::default(),
+            neighbours,
+            seen: Mutex::new(LruCache::new(seen)),
+            pending_echoes: Mutex::new(HashMap::new()),
+            // Random start: ids stay unique across restarts of this node.
+            next_id: AtomicU64::new(rand::random::<u64>() >> 1),
+            counters: ForwarderCounters::default(),
+        }
+    }
+
+    /// Installs a new routing table (called by the router actor).
+    pub fn install_table(&self, table: HashMap<PeerId, Route>) {
+        self.table.store(Arc::new(table));
+    }
+
+    /// The routing table in force.
+    pub fn table(&self) -> Arc<HashMap<PeerId, Route>> {
+        self.table.load_full()
+    }
+
+    /// Counters for the status API.
+    pub fn counters(&self) -> &ForwarderCounters {
+        &self.counters
+    }
+
+    /// Runs `f` on the inbox.
+    pub fn with_inbox<T>(&self, f: impl FnOnce(&mut Inbox) -> T) -> T {
+        f(&mut self.inbox.lock())
+    }
+
+    /// Sends `payload` to `dst` as a new message of `kind`; returns its id.
+    pub async fn send(&self, dst: PeerId, kind: FrameKind, payload: Bytes) -> Result<u64, SendError> {
+        if payload.len() > self.config.max_payload_bytes {
+            return Err(SendError::PayloadTooLarge {
+                size: payload.len(),
+                max: self.config.max_payload_bytes,
+            });
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = Frame {
+            kind,
+            ttl: self.config.default_ttl,
+            hops: 0,
+            id,
+            src: self.local,
+            dst,
+            payload,
+        };
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        m::originated();
+        if dst == self.local {
+            self.deliver(frame).await;
+        } else {
+            self.transmit(frame).await?;
+        }
+        Ok(id)
+    }
+
+    /// Sends a benchmark probe stamped with the current time.
+    pub async fn send_probe(&self, dst: PeerId, size: usize) -> Result<u64, SendError> {
+        let mut payload = BytesMut::with_capacity(size.max(16));
+        payload.put_u128(unix_nanos());
+        payload.resize(size.max(16), 0);
+        self.send(dst, FrameKind::Probe, payload.freeze()).await
+    }
+
+    /// Sends an echo request to `dst` and waits for the reply.
+    pub async fn echo(&self, dst: PeerId, timeout: Duration) -> Result<EchoReply, SendError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut pending = self.pending_echoes.lock();
+            if pending.len() >= MAX_PENDING_ECHOES {
+                return Err(SendError::Busy);
+            }
+            pending.insert(id, tx);
+        }
+        let started = std::time::Instant::now();
+        let frame = Frame {
+            kind: FrameKind::Echo,
+            ttl: self.config.default_ttl,
+            hops: 0,
+            id,
+            src: self.local,
+            dst,
+            payload: Bytes::new(),
+        };
+        let sent = if dst == self.local {
+            self.deliver(frame).await;
+            Ok(())
+        } else {
+            self.transmit(frame).await
+        };
+        let result = match sent {
+            Ok(()) => match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(hops)) => Ok(EchoReply {
+                    rtt: started.elapsed(),
+                    hops,
+                }),
+                _ => Err(SendError::Timeout(timeout)),
+            },
+            Err(reason) => Err(SendError::Rejected(reason)),
+        };
+        self.pending_echoes.lock().remove(&id);
+        result
+    }
+
+    /// Handles one frame received from neighbour `from`.
+    pub async fn on_frame(&self, from: PeerId, bytes: Bytes) {
+        let frame = match Frame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(reason) => return self.reject_from(from, reason),
+        };
+        if frame.ttl == 0 {
+            // A frame must never be sent with no hops left.
+            self.reject_from(from, RejectReason::TtlExpired);
+            return self.report(&frame, RejectReason::TtlExpired).await;
+        }
+        if self.seen.lock().put((frame.src, frame.id), ()).is_some() {
+            return self.reject_from(from, RejectReason::Duplicate);
+        }
+        if frame.dst == self.local {
+            return self.deliver(frame).await;
+        }
+        let mut frame = frame;
+        frame.ttl -= 1;
+        if frame.ttl == 0 {
+            self.reject_from(from, RejectReason::TtlExpired);
+            return self.report(&frame, RejectReason::TtlExpired).await;
+        }
+        match self.transmit(frame.clone()).await {
+            Ok(()) => {
+                self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                m::forwarded();
+            }
+            Err(reason) => {
+                self.reject_from(from, reason);
+                self.report(&frame, reason).await;
+            }
+        }
+    }
+
+    fn reject_from(&self, from: PeerId, reason: RejectReason) {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        m::rejected(reason);
+        tracing::debug!(%from, %reason, "frame rejected");
+    }
+
+    /// Sends `frame` one hop closer to its destination.
+    async fn transmit(&self, mut frame: Frame) -> Result<(), RejectReason> {
+        let route = self
+            .table
+            .load()
+            .get(&frame.dst)
+            .copied()
+            .ok_or(RejectReason::UnknownDestination)?;
+        let queue = match self.neighbours.queue(&route.next) {
+            Some(queue) => queue,
+            None => {
+                let backup = route.backup.and_then(|b| self.neighbours.queue(&b));
+                m::backup_used();
+                backup.ok_or(RejectReason::UnknownDestination)?
+            }
+        };
+        frame.hops = frame.hops.saturating_add(1);
+        queue
+            .send_timeout(frame.encode(), self.config.queue_timeout())
+            .await
+            .map_err(|_| RejectReason::QueueFull)
+    }
+
+    /// Tells the source of `frame` that it was dropped here (never for reports,
+    /// so two nodes cannot bounce reports at each other).
+    async fn report(&self, frame: &Frame, reason: RejectReason) {
+        if frame.kind == FrameKind::Undeliverable || frame.src == self.local {
+            return;
+        }
+        let mut payload = BytesMut::with_capacity(9);
+        payload.put_u8(reason.code());
+        payload.put_u64(frame.id);
+        let report = Frame {
+            kind: FrameKind::Undeliverable,
+            ttl: self.config.default_ttl,
+            hops: 0,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            src: self.local,
+            dst: frame.src,
+            payload: payload.freeze(),
+        };
+        if let Err(reason) = self.transmit(report).await {
+            tracing::debug!(%reason, "undeliverable report not sent");
+        }
+    }
+
+    async fn deliver(&self, frame: Frame) {
+        match frame.kind {
+            FrameKind::Data => {
+                let text = String::from_utf8_lossy(&frame.payload);
+                let utf8 = matches!(text, std::borrow::Cow::Borrowed(_));
+                let message = Delivered {
+                    id: frame.id,
+                    from: frame.src,
+                    hops: frame.hops,
+                    text: text.into_owned(),
+                    utf8,
+                    received_ms: unix_ms(),
+                };
+                self.inbox.lock().push(message);
+                self.counted_delivery();
+            }
+            FrameKind::Probe => {
+                let now = unix_nanos();
+                let sent = frame
+                    .payload
+                    .get(..16)
+                    .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    .map_or(now, u128::from_be_bytes);
+                let latency_us = u64::try_from(now.saturating_sub(sent) / 1_000).unwrap_or(u64::MAX);
+                self.inbox.lock().record_probe(latency_us, now as f64 / 1e6);
+                self.counted_delivery();
+            }
+            FrameKind::Echo => {
+                let reply = Frame {
+                    kind: FrameKind::EchoReply,
+                    ttl: self.config.default_ttl,
+                    hops: 0,
+                    id: frame.id,
+                    src: self.local,
+                    dst: frame.src,
+                    payload: Bytes::new(),
+                };
+                if frame.src == self.local {
+                    return self.answer_echo(&reply);
+                }
+                if let Err(reason) = self.transmit(reply).await {
+                    tracing::debug!(%reason, "echo reply not sent");
+                }
+            }
+            FrameKind::EchoReply => self.answer_echo(&frame),
+            FrameKind::Undeliverable => {
+                let reason = frame.payload.first().and_then(|c| RejectReason::from_code(*c));
+                let id = frame.payload.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok());
+                let (Some(reason), Some(id)) = (reason, id) else {
+                    return self.reject_from(frame.src, RejectReason::Malformed);
+                };
+                m::report_received(reason.label());
+                self.inbox.lock().push_report(Undeliverable {
+                    id: u64::from_be_bytes(id),
+                    reporter: frame.src,
+                    reason: reason.label(),
+                    received_ms: unix_ms(),
+                });
+            }
+        }
+    }
+
+    fn counted_delivery(&self) {
+        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        m::delivered();
+    }
+
+    fn answer_echo(&self, reply: &Frame) {
+        if let Some(waiter) = self.pending_echoes.lock().remove(&reply.id) {
+            let _ = waiter.send(reply.hops);
+        }
+    }
+}
+
+impl FrameHandler for Forwarder {
+    fn handle_frame(&self, from: PeerId, frame: Bytes) -> BoxFuture<'_, ()> {
+        Box::pin(self.on_frame(from, frame))
+    }
+
+    fn reject(&self, from: PeerId, reason: RejectReason) {
+        self.reject_from(from, reason);
+    }
+}
+
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "forwarder_tests.rs"]
+mod tests;

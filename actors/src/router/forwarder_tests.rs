@@ -1,0 +1,129 @@
+//! Data-plane tests: garbage, TTL, duplicates, unknown destinations, backup hop.
+
+use super::*;
+use crate::router::graph::Route;
+use tokio::sync::mpsc;
+
+fn forwarder() -> (Forwarder, Arc<Neighbours>) {
+    let neighbours = Arc::new(Neighbours::default());
+    let config = RouterConfig {
+        queue_timeout_ms: 10,
+        ..RouterConfig::default()
+    };
+    (Forwarder::new(PeerId::random(), config, neighbours.clone()), neighbours)
+}
+
+fn data(src: PeerId, dst: PeerId, ttl: u8, id: u64) -> Bytes {
+    Frame {
+        kind: FrameKind::Data,
+        ttl,
+        hops: 1,
+        id,
+        src,
+        dst,
+        payload: Bytes::from_static(b"hi"),
+    }
+    .encode()
+}
+
+fn rejected(f: &Forwarder) -> u64 {
+    f.counters().rejected.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn delivers_once_and_drops_duplicates() {
+    let (f, _) = forwarder();
+    let src = PeerId::random();
+    f.on_frame(src, data(src, f.local, 8, 1)).await;
+    f.on_frame(src, data(src, f.local, 8, 1)).await;
+    let inbox = f.with_inbox(|i| i.messages());
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].text, "hi");
+    assert_eq!(inbox[0].hops, 1);
+    assert_eq!(rejected(&f), 1);
+}
+
+#[tokio::test]
+async fn malformed_ttl_zero_and_unknown_destination_are_counted() {
+    let (f, _) = forwarder();
+    let src = PeerId::random();
+    f.on_frame(src, Bytes::from_static(b"\x01garbage")).await;
+    f.on_frame(src, data(src, f.local, 0, 2)).await;
+    f.on_frame(src, data(src, PeerId::random(), 8, 3)).await;
+    assert_eq!(rejected(&f), 3);
+    assert!(f.with_inbox(|i| i.messages()).is_empty());
+}
+
+#[tokio::test]
+async fn forwards_with_ttl_and_hops_updated_and_uses_backup_when_primary_is_gone() {
+    let (f, neighbours) = forwarder();
+    let (src, dst, primary, backup) = (PeerId::random(), PeerId::random(), PeerId::random(), PeerId::random());
+    let (tx, mut rx) = mpsc::channel(4);
+    neighbours.insert(backup, tx);
+    f.install_table(HashMap::from([(
+        dst,
+        Route {
+            next: primary,
+            backup: Some(backup),
+            cost: 1,
+            hops: 2,
+        },
+    )]));
+    f.on_frame(src, data(src, dst, 8, 9)).await;
+    let sent = Frame::decode(rx.try_recv().expect("forwarded over the backup")).expect("valid");
+    assert_eq!((sent.ttl, sent.hops, sent.id), (7, 2, 9));
+}
+
+#[tokio::test]
+async fn last_hop_ttl_expiry_is_rejected() {
+    let (f, neighbours) = forwarder();
+    let (src, dst, next) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let (tx, mut rx) = mpsc::channel(4);
+    neighbours.insert(next, tx);
+    f.install_table(HashMap::from([(dst, Route { next, backup: None, cost: 1, hops: 1 })]));
+    f.on_frame(src, data(src, dst, 1, 4)).await;
+    assert!(rx.try_recv().is_err(), "a frame with one hop left is not forwarded");
+    assert_eq!(rejected(&f), 1);
+}
+
+#[tokio::test]
+async fn full_queue_drops_instead_of_blocking() {
+    let (f, neighbours) = forwarder();
+    let (dst, next) = (PeerId::random(), PeerId::random());
+    let (tx, _rx) = mpsc::channel(1);
+    neighbours.insert(next, tx);
+    f.install_table(HashMap::from([(dst, Route { next, backup: None, cost: 1, hops: 1 })]));
+    assert!(f.send(dst, FrameKind::Data, Bytes::from_static(b"a")).await.is_ok());
+    let second = f.send(dst, FrameKind::Data, Bytes::from_static(b"b")).await;
+    assert_eq!(second, Err(SendError::Rejected(RejectReason::QueueFull)));
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_delivered_lossy_and_flagged() {
+    let (f, _) = forwarder();
+    let src = PeerId::random();
+    let frame = Frame {
+        kind: FrameKind::Data,
+        ttl: 4,
+        hops: 1,
+        id: 5,
+        src,
+        dst: f.local,
+        payload: Bytes::from_static(b"\xff\xfe"),
+    };
+    f.on_frame(src, frame.encode()).await;
+    let inbox = f.with_inbox(|i| i.messages());
+    assert!(!inbox[0].utf8);
+}
+
+#[tokio::test]
+async fn echo_to_self_and_oversized_payload() {
+    let (f, _) = forwarder();
+    let reply = f.echo(f.local, Duration::from_secs(1)).await.expect("self echo");
+    assert_eq!(reply.hops, 0);
+    let big = Bytes::from(vec![0u8; f.config.max_payload_bytes + 1]);
+    assert!(matches!(
+        f.send(f.local, FrameKind::Data, big).await,
+        Err(SendError::PayloadTooLarge { .. })
+    ));
+}

@@ -1,0 +1,282 @@
+//! Link-state graph, shortest paths and loop-free backup next hops.
+//!
+//! The graph is rebuilt from the freshest beacon of every node plus the local node's
+//! own live links. An edge counts only when both of its ends report it, so a node
+//! that died (and can no longer withdraw its own stale beacon) loses its edges as
+//! soon as its neighbours' beacons stop listing it.
+//!
+//! Backup next hops follow loop-free alternates (RFC 5286): neighbour `n` may carry
+//! traffic for `d` when `dist(n, d) < dist(n, self) + dist(self, d)`; an alternate
+//! that also avoids the primary next hop (`dist(n, d) < dist(n, p) + dist(p, d)`)
+//! is preferred because it survives the death of the primary node, not just the link.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use libp2p::PeerId;
+
+/// Cost of one link in routing units (1,000 units = 1 ms of round-trip time).
+pub type Cost = u64;
+
+/// Base cost of every hop, so equal-RTT paths prefer fewer hops (1 ms).
+const HOP_COST: f64 = 1_000.0;
+
+/// Cost of a link from its smoothed RTT and loss ratio.
+///
+/// Loss counts twice (like ETX): a lost ping means a lost probe or a lost answer,
+/// and every retransmission pays the RTT again. Loss is capped at 95 % so a dying
+/// link is very expensive rather than infinite.
+pub fn link_cost(rtt_ms: f64, loss: f64) -> Cost {
+    let rtt_ms = if rtt_ms.is_finite() { rtt_ms.max(0.0) } else { 0.0 };
+    let loss = if loss.is_finite() { loss.clamp(0.0, 0.95) } else { 0.95 };
+    let delivery = (1.0 - loss) * (1.0 - loss);
+    ((HOP_COST + rtt_ms * 1_000.0) / delivery) as Cost
+}
+
+/// Undirected weighted graph of the mesh.
+#[derive(Debug, Default, Clone)]
+pub struct Graph {
+    adj: HashMap<PeerId, Vec<(PeerId, Cost)>>,
+}
+
+/// One route of the routing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Neighbour on the shortest path.
+    pub next: PeerId,
+    /// Loop-free alternate neighbour, used at once if `next` goes down.
+    pub backup: Option<PeerId>,
+    /// Total path cost.
+    pub cost: Cost,
+    /// Links on the shortest path.
+    pub hops: u32,
+}
+
+/// Shortest-path result for one destination.
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    dist: Cost,
+    first_hop: PeerId,
+    hops: u32,
+}
+
+impl Graph {
+    /// Builds the graph from the local node's links and every node's reported links.
+    ///
+    /// `reports` maps a node to the links its latest beacon lists. An edge `u–v`
+    /// enters the graph only when `u` lists `v` and `v` lists `u`; its cost is the
+    /// mean of the two reports. The local node's links come from `local_links`.
+    pub fn build(
+        local: PeerId,
+        local_links: &[(PeerId, Cost)],
+        reports: &HashMap<PeerId, Vec<(PeerId, Cost)>>,
+    ) -> Self {
+        let listed = |node: &PeerId| -> Option<&[(PeerId, Cost)]> {
+            if *node == local {
+                Some(local_links)
+            } else {
+                reports.get(node).map(Vec::as_slice)
+            }
+        };
+        let mut graph = Graph::default();
+        let nodes = reports.keys().copied().chain(std::iter::once(local));
+        for u in nodes {
+            let Some(links) = listed(&u) else { continue };
+            for &(v, cost_uv) in links {
+                if v == u || u > v && listed(&v).is_some() {
+                    // Each confirmed edge is added once, from its smaller end.
+                    continue;
+                }
+                let Some(back) = listed(&v).and_then(|l| l.iter().find(|(w, _)| *w == u)) else {
+                    continue;
+                };
+                let cost = (cost_uv / 2 + back.1 / 2).max(1);
+                graph.adj.entry(u).or_default().push((v, cost));
+                graph.adj.entry(v).or_default().push((u, cost));
+            }
+        }
+        graph
+    }
+
+    /// Number of nodes with at least one edge.
+    pub fn node_count(&self) -> usize {
+        self.adj.len()
+    }
+
+    /// Every edge once, as `(a, b, cost)` with `a < b`.
+    pub fn edges(&self) -> Vec<(PeerId, PeerId, Cost)> {
+        let mut edges: Vec<_> = self
+            .adj
+            .iter()
+            .flat_map(|(u, vs)| vs.iter().filter(move |(v, _)| u < v).map(move |(v, c)| (*u, *v, *c)))
+            .collect();
+        edges.sort();
+        edges
+    }
+
+    fn neighbours(&self, node: &PeerId) -> &[(PeerId, Cost)] {
+        self.adj.get(node).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Dijkstra from `source`. Ties break on the smaller first-hop peer id so every
+    /// run of the same graph picks the same paths.
+    fn shortest_paths(&self, source: PeerId) -> HashMap<PeerId, Reach> {
+        let mut best: HashMap<PeerId, Reach> = HashMap::new();
+        let mut heap = BinaryHeap::new();
+        for &(v, cost) in self.neighbours(&source) {
+            heap.push(Reverse((cost, v, v, 1u32)));
+        }
+        while let Some(Reverse((dist, node, first_hop, hops))) = heap.pop() {
+            if node == source || best.contains_key(&node) {
+                continue;
+            }
+            best.insert(node, Reach { dist, first_hop, hops });
+            for &(next, cost) in self.neighbours(&node) {
+                if !best.contains_key(&next) {
+                    heap.push(Reverse((dist.saturating_add(cost), next, first_hop, hops + 1)));
+                }
+            }
+        }
+        best
+    }
+
+    /// The routing table of `local`: a primary and, where one exists, a loop-free
+    /// backup next hop for every reachable destination.
+    pub fn routing_table(&self, local: PeerId) -> HashMap<PeerId, Route> {
+        let from_local = self.shortest_paths(local);
+        let neighbours = self.neighbours(&local);
+        let from_neighbour: HashMap<PeerId, HashMap<PeerId, Reach>> = neighbours
+            .iter()
+            .map(|(n, _)| (*n, self.shortest_paths(*n)))
+            .collect();
+        let dist = |from: &PeerId, to: &PeerId| -> Cost {
+            if from == to {
+                return 0;
+            }
+            from_neighbour
+                .get(from)
+                .and_then(|m| m.get(to))
+                .map_or(Cost::MAX, |r| r.dist)
+        };
+
+        let mut table = HashMap::with_capacity(from_local.len());
+        for (dest, reach) in &from_local {
+            let primary = reach.first_hop;
+            let mut best_node_protecting: Option<(Cost, PeerId)> = None;
+            let mut best_link_protecting: Option<(Cost, PeerId)> = None;
+            for &(n, link) in neighbours {
+                if n == primary {
+                    continue;
+                }
+                let n_to_d = dist(&n, dest);
+                if n_to_d == Cost::MAX {
+                    continue;
+                }
+                let loop_free = n_to_d < dist(&n, &local).saturating_add(reach.dist);
+                if !loop_free {
+                    continue;
+                }
+                let total = link.saturating_add(n_to_d);
+                let node_protecting =
+                    *dest != primary && n_to_d < dist(&n, &primary).saturating_add(dist(&primary, dest));
+                let slot = if node_protecting {
+                    &mut best_node_protecting
+                } else {
+                    &mut best_link_protecting
+                };
+                if slot.is_none_or(|(c, p)| (total, n) < (c, p)) {
+                    *slot = Some((total, n));
+                }
+            }
+            let backup = best_node_protecting.or(best_link_protecting).map(|(_, n)| n);
+            table.insert(
+                *dest,
+                Route {
+                    next: primary,
+                    backup,
+                    cost: reach.dist,
+                    hops: reach.hops,
+                },
+            );
+        }
+        table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds reports for an undirected topology given as index pairs.
+    fn topology(n: usize, edges: &[(usize, usize, Cost)]) -> (Vec<PeerId>, HashMap<PeerId, Vec<(PeerId, Cost)>>) {
+        let mut ids: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
+        ids.sort();
+        let mut reports: HashMap<PeerId, Vec<(PeerId, Cost)>> = ids.iter().map(|p| (*p, Vec::new())).collect();
+        for &(a, b, c) in edges {
+            reports.get_mut(&ids[a]).expect("node").push((ids[b], c));
+            reports.get_mut(&ids[b]).expect("node").push((ids[a], c));
+        }
+        (ids, reports)
+    }
+
+    fn table_of(ids: &[PeerId], reports: &HashMap<PeerId, Vec<(PeerId, Cost)>>, local: usize) -> HashMap<PeerId, Route> {
+        let me = ids[local];
+        let graph = Graph::build(me, &reports[&me], reports);
+        graph.routing_table(me)
+    }
+
+    #[test]
+    fn line_routes_through_every_hop() {
+        let (ids, reports) = topology(5, &[(0, 1, 10), (1, 2, 10), (2, 3, 10), (3, 4, 10)]);
+        let table = table_of(&ids, &reports, 0);
+        let to_e = table[&ids[4]];
+        assert_eq!(to_e.next, ids[1]);
+        assert_eq!(to_e.hops, 4);
+        assert_eq!(to_e.cost, 40);
+        assert_eq!(to_e.backup, None, "a line has no alternate");
+    }
+
+    #[test]
+    fn ring_has_node_protecting_backup_on_the_other_side() {
+        // Ring a-b-c-d-e-f-a; from a, d is 3 hops either way.
+        let ring: Vec<_> = (0..6).map(|i| (i, (i + 1) % 6, 10)).collect();
+        let (ids, reports) = topology(6, &ring);
+        let table = table_of(&ids, &reports, 0);
+        let to_d = table[&ids[3]];
+        let sides = [ids[1], ids[5]];
+        assert!(sides.contains(&to_d.next));
+        let backup = to_d.backup.expect("ring has an alternate");
+        assert!(sides.contains(&backup) && backup != to_d.next);
+        // Towards c (2 hops via b) the far side is not loop free: f reaches c via a.
+        let to_c = table[&ids[2]];
+        assert_eq!(to_c.next, ids[1]);
+        assert_eq!(to_c.backup, None);
+    }
+
+    #[test]
+    fn one_sided_links_are_ignored() {
+        let (ids, mut reports) = topology(3, &[(0, 1, 10)]);
+        // Node 2 claims a link to node 1 that node 1 never reports.
+        reports.get_mut(&ids[2]).expect("node").push((ids[1], 1));
+        let table = table_of(&ids, &reports, 0);
+        assert!(!table.contains_key(&ids[2]));
+    }
+
+    #[test]
+    fn lossy_link_is_avoided_when_a_clean_path_exists() {
+        let clean = link_cost(1.0, 0.0);
+        let lossy = link_cost(1.0, 0.4);
+        assert!(lossy > 2 * clean, "40 % loss must cost more than an extra clean hop");
+        // a-b direct but lossy; a-c-b clean.
+        let (ids, reports) = topology(3, &[(0, 1, lossy), (0, 2, clean), (2, 1, clean)]);
+        let table = table_of(&ids, &reports, 0);
+        assert_eq!(table[&ids[1]].next, ids[2]);
+        assert_eq!(table[&ids[1]].backup, Some(ids[1]));
+    }
+
+    #[test]
+    fn link_cost_handles_nonsense_input() {
+        assert_eq!(link_cost(f64::NAN, f64::NAN), link_cost(0.0, 0.95));
+        assert_eq!(link_cost(-5.0, -1.0), link_cost(0.0, 0.0));
+    }
+}

@@ -1,0 +1,53 @@
+//! Metrics of the router, declared once.
+
+use super::frame::RejectReason;
+
+const REJECTED: &str = "x0tta_router_frames_rejected_total";
+const DELIVERED: &str = "x0tta_router_messages_delivered_total";
+const FORWARDED: &str = "x0tta_router_frames_forwarded_total";
+const ORIGINATED: &str = "x0tta_router_messages_sent_total";
+const BACKUP_USED: &str = "x0tta_router_backup_hop_used_total";
+const REPORTS: &str = "x0tta_router_undeliverable_reports_total";
+const ROUTES: &str = "x0tta_routes";
+const RECOMPUTE: &str = "x0tta_router_recompute_seconds";
+
+/// Registers help texts of every router metric.
+pub fn describe() {
+    metrics::describe_counter!(REJECTED, "Routed frames rejected, by reason");
+    metrics::describe_counter!(DELIVERED, "Routed messages delivered to this node");
+    metrics::describe_counter!(FORWARDED, "Frames forwarded towards another node");
+    metrics::describe_counter!(ORIGINATED, "Routed messages originated by this node");
+    metrics::describe_counter!(BACKUP_USED, "Frames sent over the backup next hop because the primary was down");
+    metrics::describe_counter!(REPORTS, "Undeliverable reports received for messages this node sent, by reason");
+    metrics::describe_gauge!(ROUTES, "Destinations in the routing table");
+    metrics::describe_histogram!(RECOMPUTE, "Time to rebuild the graph and routing table");
+}
+
+pub(super) fn rejected(reason: RejectReason) {
+    metrics::counter!(REJECTED, "reason" => reason.label()).increment(1);
+}
+
+pub(super) fn delivered() {
+    metrics::counter!(DELIVERED).increment(1);
+}
+
+pub(super) fn forwarded() {
+    metrics::counter!(FORWARDED).increment(1);
+}
+
+pub(super) fn originated() {
+    metrics::counter!(ORIGINATED).increment(1);
+}
+
+pub(super) fn backup_used() {
+    metrics::counter!(BACKUP_USED).increment(1);
+}
+
+pub(super) fn report_received(reason: &'static str) {
+    metrics::counter!(REPORTS, "reason" => reason).increment(1);
+}
+
+pub(super) fn routes(count: usize, seconds: f64) {
+    metrics::gauge!(ROUTES).set(count as f64);
+    metrics::histogram!(RECOMPUTE).record(seconds);
+}

@@ -1,0 +1,306 @@
+//! The router actor: link-state control plane over a lock-free data plane.
+//!
+//! The actor keeps the freshest beacon of every node, rebuilds the [`graph::Graph`]
+//! when something changed, and installs a new routing table (primary and backup
+//! next hop per destination) into the [`forwarder::Forwarder`], which moves frames
+//! on the network runtime without waiting for the actor. A link-down event
+//! recomputes at once; the forwarder has already switched to the backup hop by then.
+
+pub mod config;
+pub mod forwarder;
+pub mod frame;
+pub mod graph;
+pub mod inbox;
+mod metrics;
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, Supervised};
+use libp2p::PeerId;
+use serde::Serialize;
+
+pub use config::RouterConfig;
+pub use forwarder::Forwarder;
+
+use crate::mesh::MeshEvent;
+use crate::supervision;
+use graph::{link_cost, Cost, Graph};
+
+/// Serializes a value through its `Display` form (peer ids as base58 text).
+pub fn serialize_display<S: serde::Serializer, T: Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// What the router knows about another node from its beacons.
+struct NodeInfo {
+    name: String,
+    addrs: Vec<String>,
+    seq: u64,
+    links: Vec<(PeerId, Cost)>,
+    received: Instant,
+}
+
+/// The router actor.
+pub struct RouterActor {
+    local: PeerId,
+    config: RouterConfig,
+    forwarder: Arc<Forwarder>,
+    nodes: HashMap<PeerId, NodeInfo>,
+    local_links: Vec<(PeerId, Cost)>,
+    graph: Graph,
+    dirty: bool,
+    last_failure: Option<String>,
+}
+
+impl RouterActor {
+    /// A router for node `local` that installs its tables into `forwarder`.
+    pub fn new(local: PeerId, config: RouterConfig, forwarder: Arc<Forwarder>) -> Self {
+        supervision::describe_actor("router");
+        Self {
+            local,
+            config,
+            forwarder,
+            nodes: HashMap::new(),
+            local_links: Vec::new(),
+            graph: Graph::default(),
+            dirty: false,
+            last_failure: None,
+        }
+    }
+
+    fn expire(&mut self) {
+        let expiry = Duration::from_millis(self.config.beacon_expiry_ms);
+        let before = self.nodes.len();
+        self.nodes.retain(|_, n| n.received.elapsed() < expiry);
+        self.dirty |= self.nodes.len() != before;
+    }
+
+    fn recompute(&mut self) {
+        let started = Instant::now();
+        self.expire();
+        let reports: HashMap<PeerId, Vec<(PeerId, Cost)>> =
+            self.nodes.iter().map(|(p, n)| (*p, n.links.clone())).collect();
+        self.graph = Graph::build(self.local, &self.local_links, &reports);
+        let table = self.graph.routing_table(self.local);
+        metrics::routes(table.len(), started.elapsed().as_secs_f64());
+        self.forwarder.install_table(table);
+        self.dirty = false;
+    }
+
+    fn on_beacon(&mut self, beacon: crate::mesh::beacon::ValidBeacon) {
+        if let Some(known) = self.nodes.get(&beacon.peer) {
+            if beacon.seq <= known.seq {
+                // Gossip can deliver an older beacon after a newer one.
+                return;
+            }
+        } else if self.nodes.len() >= self.config.max_nodes {
+            tracing::warn!(peer = %beacon.peer, max = self.config.max_nodes, "link-state database full, beacon ignored");
+            return;
+        }
+        let links = beacon
+            .links
+            .iter()
+            .map(|(peer, rtt, loss)| (*peer, link_cost(*rtt, *loss)))
+            .collect();
+        let changed = self.nodes.get(&beacon.peer).is_none_or(|n| n.links != links);
+        self.nodes.insert(
+            beacon.peer,
+            NodeInfo {
+                name: beacon.name,
+                addrs: beacon.addrs.iter().map(ToString::to_string).collect(),
+                seq: beacon.seq,
+                links,
+                received: Instant::now(),
+            },
+        );
+        self.dirty |= changed;
+    }
+
+    fn state(&self) -> RouterState {
+        let table = self.forwarder.table();
+        let route_of = |peer: &PeerId| {
+            table.get(peer).map(|r| RouteView {
+                destination: peer.to_string(),
+                next_hop: r.next.to_string(),
+                backup: r.backup.map(|b| b.to_string()),
+                cost: r.cost,
+                hops: r.hops,
+            })
+        };
+        let mut nodes: Vec<NodeView> = self
+            .nodes
+            .iter()
+            .map(|(peer, info)| NodeView {
+                peer_id: peer.to_string(),
+                name: info.name.clone(),
+                addrs: info.addrs.clone(),
+                seq: info.seq,
+                beacon_age_ms: info.received.elapsed().as_millis() as u64,
+                route: route_of(peer),
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer_id.cmp(&b.peer_id)));
+        let mut routes: Vec<RouteView> = table.keys().filter_map(|p| route_of(p)).collect();
+        routes.sort_by(|a, b| a.destination.cmp(&b.destination));
+        let edges = self
+            .graph
+            .edges()
+            .into_iter()
+            .map(|(a, b, cost)| EdgeView {
+                a: a.to_string(),
+                b: b.to_string(),
+                cost,
+            })
+            .collect();
+        RouterState {
+            local: self.local.to_string(),
+            nodes,
+            routes,
+            edges,
+        }
+    }
+}
+
+impl Actor for RouterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let interval = Duration::from_millis(self.config.recompute_interval_ms.max(10));
+        ctx.run_interval(interval, |router, _| {
+            if router.dirty {
+                router.recompute();
+            }
+        });
+        ctx.run_interval(Duration::from_millis(self.config.beacon_expiry_ms.max(100) / 2), |router, _| {
+            router.expire();
+        });
+    }
+}
+
+impl Supervised for RouterActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
+        supervision::record_restart("router", &reason);
+        // The link-state database survives (it lives in the actor struct); the
+        // table is rebuilt so a restart never leaves a half-updated one behind.
+        self.dirty = true;
+    }
+}
+
+impl Handler<MeshEvent> for RouterActor {
+    type Result = ();
+
+    fn handle(&mut self, event: MeshEvent, _: &mut Context<Self>) {
+        match event {
+            MeshEvent::Beacon(beacon) => self.on_beacon(beacon),
+            MeshEvent::LocalLinks(links) => {
+                let links: Vec<(PeerId, Cost)> =
+                    links.into_iter().map(|(p, rtt, loss)| (p, link_cost(rtt, loss))).collect();
+                if links != self.local_links {
+                    self.local_links = links;
+                    self.dirty = true;
+                }
+            }
+            MeshEvent::LinkDown(peer) => {
+                self.local_links.retain(|(p, _)| *p != peer);
+                self.recompute();
+            }
+        }
+    }
+}
+
+/// Route to one destination, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteView {
+    /// Destination peer id.
+    pub destination: String,
+    /// Primary next hop.
+    pub next_hop: String,
+    /// Loop-free backup next hop, if any.
+    pub backup: Option<String>,
+    /// Path cost (1,000 units = 1 ms).
+    pub cost: Cost,
+    /// Links on the path.
+    pub hops: u32,
+}
+
+/// A node known from beacons, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    /// Peer id.
+    pub peer_id: String,
+    /// Node name from its beacon.
+    pub name: String,
+    /// Listen addresses from its beacon.
+    pub addrs: Vec<String>,
+    /// Last beacon sequence number.
+    pub seq: u64,
+    /// Age of its last beacon.
+    pub beacon_age_ms: u64,
+    /// How to reach it, if reachable.
+    pub route: Option<RouteView>,
+}
+
+/// An edge of the link-state graph, for the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeView {
+    /// One end.
+    pub a: String,
+    /// Other end.
+    pub b: String,
+    /// Link cost.
+    pub cost: Cost,
+}
+
+/// Snapshot of the router for the API and dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterState {
+    /// This node.
+    pub local: String,
+    /// Other nodes known from beacons.
+    pub nodes: Vec<NodeView>,
+    /// The routing table.
+    pub routes: Vec<RouteView>,
+    /// Edges of the graph.
+    pub edges: Vec<EdgeView>,
+}
+
+/// Asks the router for a [`RouterState`].
+#[derive(Message)]
+#[rtype(result = "RouterState")]
+pub struct GetState;
+
+impl Handler<GetState> for RouterActor {
+    type Result = MessageResult<GetState>;
+
+    fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.state())
+    }
+}
+
+/// Test-only fault hook: makes the router fail as if it hit a fatal error.
+#[derive(Message)]
+#[rtype(result = "Result<(), FaultRefused>")]
+pub struct InjectFault;
+
+/// Fault injection is off in this node's configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("fault injection is disabled (set router.fault_injection = true)")]
+pub struct FaultRefused;
+
+impl Handler<InjectFault> for RouterActor {
+    type Result = Result<(), FaultRefused>;
+
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.config.fault_injection {
+            return Err(FaultRefused);
+        }
+        tracing::error!("router fault injected");
+        self.last_failure = Some("injected fault".into());
+        ctx.stop();
+        Ok(())
+    }
+}

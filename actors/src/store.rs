@@ -1,0 +1,141 @@
+//! The node's embedded sled database: one database per data dir, one tree per subsystem.
+//!
+//! Today it holds the node identity (so a restarted node keeps its peer id) and the
+//! peer book (addresses learnt from beacons, used to rejoin after a restart).
+
+use std::path::Path;
+
+use libp2p::{identity::Keypair, Multiaddr, PeerId};
+use thiserror::Error;
+
+const IDENTITY_TREE: &str = "identity";
+const PEERS_TREE: &str = "peers";
+const LIBP2P_KEY: &[u8] = b"libp2p-ed25519";
+
+/// Errors of the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// sled could not open or write the database.
+    #[error("sled database error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored identity key could not be decoded: the data dir is corrupt or foreign.
+    #[error("stored identity key is unreadable ({0}); move the data dir aside to start with a new identity")]
+    BadIdentity(String),
+}
+
+/// Handle to the node's sled database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir.join("db")).open()?;
+        Ok(Self { db })
+    }
+
+    /// Opens a throw-away database that lives in memory only (tests, benchmarks).
+    pub fn temporary() -> Result<Self, StoreError> {
+        Ok(Self {
+            db: sled::Config::new().temporary(true).open()?,
+        })
+    }
+
+    /// Returns the stored libp2p identity, creating and storing a new one on first start.
+    pub fn load_or_create_identity(&self) -> Result<Keypair, StoreError> {
+        let tree = self.db.open_tree(IDENTITY_TREE)?;
+        if let Some(bytes) = tree.get(LIBP2P_KEY)? {
+            return Keypair::from_protobuf_encoding(&bytes)
+                .map_err(|e| StoreError::BadIdentity(e.to_string()));
+        }
+        let keypair = Keypair::generate_ed25519();
+        let encoded = keypair
+            .to_protobuf_encoding()
+            .map_err(|e| StoreError::BadIdentity(e.to_string()))?;
+        tree.insert(LIBP2P_KEY, encoded)?;
+        tree.flush()?;
+        Ok(keypair)
+    }
+
+    /// Remembers the addresses of `peer`, keeping at most `limit` peers in the book.
+    ///
+    /// Returns whether anything changed. A full book keeps its entries: new peers
+    /// are learnt again from beacons, so refusing them loses nothing durable.
+    pub fn remember_peer(
+        &self,
+        peer: &PeerId,
+        addrs: &[Multiaddr],
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        let tree = self.db.open_tree(PEERS_TREE)?;
+        let key = peer.to_bytes();
+        let value: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        let encoded = serde_json::to_vec(&value).unwrap_or_default();
+        match tree.get(&key)? {
+            Some(old) if old.as_ref() == encoded.as_slice() => Ok(false),
+            None if tree.len() >= limit => Ok(false),
+            _ => {
+                tree.insert(key, encoded)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Every peer in the book with its addresses; unreadable entries are skipped.
+    pub fn peer_book(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, StoreError> {
+        let tree = self.db.open_tree(PEERS_TREE)?;
+        let mut peers = Vec::new();
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            let Ok(peer) = PeerId::from_bytes(&key) else {
+                continue;
+            };
+            let addrs: Vec<String> = serde_json::from_slice(&value).unwrap_or_default();
+            let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            peers.push((peer, addrs));
+        }
+        Ok(peers)
+    }
+
+    /// Writes everything buffered to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Store::open(dir.path())
+            .and_then(|s| s.load_or_create_identity())
+            .expect("first open");
+        let second = Store::open(dir.path())
+            .and_then(|s| s.load_or_create_identity())
+            .expect("second open");
+        assert_eq!(
+            first.public().to_peer_id(),
+            second.public().to_peer_id(),
+            "peer id must survive a restart"
+        );
+    }
+
+    #[test]
+    fn peer_book_is_bounded_and_round_trips() {
+        let store = Store::temporary().expect("store");
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().expect("addr");
+        let a = PeerId::random();
+        let b = PeerId::random();
+        assert!(store.remember_peer(&a, &[addr.clone()], 1).expect("insert"));
+        assert!(!store.remember_peer(&a, &[addr.clone()], 1).expect("same"));
+        assert!(!store.remember_peer(&b, &[addr.clone()], 1).expect("full"));
+        let book = store.peer_book().expect("book");
+        assert_eq!(book, vec![(a, vec![addr])]);
+    }
+}

@@ -1,0 +1,25 @@
+//! Restart accounting shared by every supervised actor.
+//!
+//! Actors run under [`actix::Supervisor`]: when an actor stops because of a fatal
+//! error, the supervisor calls [`actix::Supervised::restarting`] and starts it again
+//! with the same address. Each actor calls [`record_restart`] from that hook so
+//! operators see `x0tta_actor_restarts_total{actor}` rise and a log line with the
+//! reason.
+
+/// Name of the restart counter, labelled by `actor`.
+pub const ACTOR_RESTARTS_TOTAL: &str = "x0tta_actor_restarts_total";
+
+/// Registers the restart counter's help text and makes it visible at zero for `actor`.
+pub fn describe_actor(actor: &'static str) {
+    metrics::describe_counter!(
+        ACTOR_RESTARTS_TOTAL,
+        "Restarts of supervised actors after a fatal error, by actor"
+    );
+    metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).absolute(0);
+}
+
+/// Counts one restart of `actor` and logs why it stopped.
+pub fn record_restart(actor: &'static str, reason: &str) {
+    metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(1);
+    tracing::warn!(actor, reason, "supervised actor restarting");
+}

@@ -1,0 +1,162 @@
+//! Test and benchmark hooks, refused unless `router.fault_injection = true`.
+//!
+//! They let integration tests make a node misbehave (fail its router, publish a
+//! garbage beacon, send raw bytes as a frame) and let the benchmark drive probe
+//! traffic without going through HTTP per message.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use x0tta6bl4_actors::router::InjectFault;
+
+use super::error::{parse_json, parse_peer, ApiError};
+use super::AppState;
+
+/// Most probes one benchmark request may send.
+const MAX_PROBES: u64 = 10_000_000;
+
+fn require_hooks(state: &AppState) -> Result<(), ApiError> {
+    if state.debug_hooks {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "debug_disabled",
+            "debug endpoints are disabled (set router.fault_injection = true)",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    actor: String,
+}
+
+/// `POST /api/v1/debug/fault {"actor": "router"}`: makes the actor fail.
+pub async fn fault(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    let request: FaultRequest = parse_json(&body)?;
+    if request.actor != "router" {
+        return Err(ApiError::bad_request("unknown_actor", format!("no fault hook for actor '{}'", request.actor)));
+    }
+    state
+        .router
+        .send(InjectFault)
+        .await
+        .map_err(|_| ApiError::unavailable("router is restarting"))?
+        .map_err(|e| ApiError::bad_request("debug_disabled", e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "injected": request.actor })))
+}
+
+/// `POST /api/v1/debug/beacon` with raw bytes: publishes them on the beacon topic.
+pub async fn raw_beacon(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    state
+        .mesh
+        .publish_raw_beacon(body.to_vec())
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "published": body.len() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrameRequest {
+    peer: String,
+    hex: String,
+}
+
+/// `POST /api/v1/debug/frame {"peer", "hex"}`: queues raw bytes as one frame to a neighbour.
+pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    let request: RawFrameRequest = parse_json(&body)?;
+    let peer = parse_peer(&request.peer)?;
+    let bytes = decode_hex(&request.hex).ok_or_else(|| ApiError::bad_request("bad_hex", "hex must be pairs of hex digits"))?;
+    let queue = state
+        .mesh
+        .neighbours()
+        .queue(&peer)
+        .ok_or_else(|| ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_neighbour", "peer is not a neighbour"))?;
+    queue
+        .send(bytes.into())
+        .await
+        .map_err(|_| ApiError::unavailable("neighbour disconnected"))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "queued": true })))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeRequest {
+    to: String,
+    count: u64,
+    #[serde(default = "default_probe_size")]
+    size: usize,
+}
+
+fn default_probe_size() -> usize {
+    1024
+}
+
+/// `POST /api/v1/bench/probes {"to", "count", "size"}`: sends timestamped probes as
+/// fast as the path accepts them; answers with how many went out and how fast.
+pub async fn send_probes(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    let request: ProbeRequest = parse_json(&body)?;
+    let to = parse_peer(&request.to)?;
+    if request.count > MAX_PROBES {
+        return Err(ApiError::bad_request("too_many", format!("count above {MAX_PROBES}")));
+    }
+    let forwarder = state.forwarder.clone();
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut failed = 0u64;
+    for _ in 0..request.count {
+        match forwarder.send_probe(to, request.size).await {
+            Ok(_) => sent += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "sent": sent,
+        "failed": failed,
+        "seconds": seconds,
+    })))
+}
+
+/// `GET /api/v1/bench/probes`: latency summary of probes received here.
+pub async fn probe_summary(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    let summary = state.forwarder.with_inbox(|i| i.probe_summary());
+    Ok(HttpResponse::Ok().json(summary))
+}
+
+/// `DELETE /api/v1/bench/probes`: forgets probe results.
+pub async fn reset_probes(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    state.forwarder.with_inbox(|i| i.reset_probes());
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_hex;
+
+    #[test]
+    fn hex_decoding() {
+        assert_eq!(decode_hex("00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(decode_hex("0"), None);
+        assert_eq!(decode_hex("zz"), None);
+        assert_eq!(decode_hex("é0"), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! The node's HTTP server: dashboard, JSON API, `/health`, `/ready`, `/metrics`.
+
+mod debug;
+pub mod error;
+mod messages;
+mod views;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
+use x0tta6bl4_actors::mesh::MeshHandle;
+use x0tta6bl4_actors::router::{Forwarder, RouterActor};
+
+/// Largest request body accepted (debug frame injection needs ~150 KB of hex).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Node name.
+    pub name: String,
+    /// The mesh.
+    pub mesh: MeshHandle,
+    /// The router's control plane.
+    pub router: Addr<RouterActor>,
+    /// The router's data plane.
+    pub forwarder: Arc<Forwarder>,
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// Whether test-only debug endpoints are on.
+    pub debug_hooks: bool,
+    /// Start time, for uptime.
+    pub started: Instant,
+}
+
+/// Registers every route on `cfg`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    error::describe();
+    cfg.app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+        .route("/", web::get().to(dashboard))
+        .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(prometheus))
+        .service(
+            web::scope("/api/v1")
+                .route("/status", web::get().to(views::status))
+                .route("/peers", web::get().to(views::peers))
+                .route("/routes", web::get().to(views::routes))
+                .route("/topology", web::get().to(views::topology))
+                .route("/messages", web::get().to(messages::inbox))
+                .route("/messages", web::post().to(messages::send))
+                .route("/ping", web::post().to(messages::ping))
+                .route("/debug/fault", web::post().to(debug::fault))
+                .route("/debug/beacon", web::post().to(debug::raw_beacon))
+                .route("/debug/frame", web::post().to(debug::raw_frame))
+                .route("/bench/probes", web::post().to(debug::send_probes))
+                .route("/bench/probes", web::get().to(debug::probe_summary))
+                .route("/bench/probes", web::delete().to(debug::reset_probes)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn dashboard() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(include_str!("dashboard.html"))
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.mesh.is_ready() {
+        HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "ready": false,
+            "reason": "mesh is not listening yet",
+        }))
+    }
+}
+
+async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
+    state.prometheus.run_upkeep();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.prometheus.render())
+}
+
+async fn not_found() -> Result<HttpResponse, error::ApiError> {
+    Err(error::ApiError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    ))
+}

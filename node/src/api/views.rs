@@ -1,0 +1,125 @@
+//! Read-only views: status, peers, routes, topology.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use x0tta6bl4_actors::router::{GetState, RouterState};
+
+use super::error::ApiError;
+use super::AppState;
+
+async fn router_state(state: &AppState) -> Result<RouterState, ApiError> {
+    state
+        .router
+        .send(GetState)
+        .await
+        .map_err(|_| ApiError::unavailable("router is restarting"))
+}
+
+/// `GET /api/v1/status`
+pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mesh = state
+        .mesh
+        .status()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let counters = state.forwarder.counters();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "name": state.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "peer_id": mesh.peer_id.to_string(),
+        "listen_addrs": mesh.listen_addrs,
+        "ready": state.mesh.is_ready(),
+        "uptime_s": state.started.elapsed().as_secs(),
+        "peers_connected": mesh.peers.len(),
+        "routes": state.forwarder.table().len(),
+        "messages": {
+            "sent": counters.sent.load(Ordering::Relaxed),
+            "forwarded": counters.forwarded.load(Ordering::Relaxed),
+            "delivered": counters.delivered.load(Ordering::Relaxed),
+            "rejected": counters.rejected.load(Ordering::Relaxed),
+        },
+    })))
+}
+
+/// One peer as the API shows it: what beacons said, plus the live link if any.
+#[derive(Serialize)]
+struct PeerView {
+    peer_id: String,
+    name: String,
+    addrs: Vec<String>,
+    connected: bool,
+    rtt_ms: Option<f64>,
+    loss: Option<f64>,
+    beacon_age_ms: Option<u64>,
+    next_hop: Option<String>,
+    hops: Option<u32>,
+}
+
+/// `GET /api/v1/peers`: every node known from beacons and every live neighbour.
+pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mesh = state
+        .mesh
+        .status()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let router = router_state(&state).await?;
+    let mut views: Vec<PeerView> = router
+        .nodes
+        .iter()
+        .map(|node| {
+            let link = mesh.peers.iter().find(|l| l.peer.to_string() == node.peer_id);
+            PeerView {
+                peer_id: node.peer_id.clone(),
+                name: node.name.clone(),
+                addrs: node.addrs.clone(),
+                connected: link.is_some(),
+                rtt_ms: link.map(|l| l.rtt_ms),
+                loss: link.map(|l| l.loss),
+                beacon_age_ms: Some(node.beacon_age_ms),
+                next_hop: node.route.as_ref().map(|r| r.next_hop.clone()),
+                hops: node.route.as_ref().map(|r| r.hops),
+            }
+        })
+        .collect();
+    for link in &mesh.peers {
+        let id = link.peer.to_string();
+        if !views.iter().any(|v| v.peer_id == id) {
+            views.push(PeerView {
+                peer_id: id,
+                name: String::new(),
+                addrs: Vec::new(),
+                connected: true,
+                rtt_ms: Some(link.rtt_ms),
+                loss: Some(link.loss),
+                beacon_age_ms: None,
+                next_hop: None,
+                hops: None,
+            });
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "peers": views })))
+}
+
+/// `GET /api/v1/routes`
+pub async fn routes(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let router = router_state(&state).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "routes": router.routes })))
+}
+
+/// `GET /api/v1/topology`: the link-state graph as this node sees it.
+pub async fn topology(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let router = router_state(&state).await?;
+    let nodes: Vec<_> = router
+        .nodes
+        .iter()
+        .map(|n| serde_json::json!({ "peer_id": n.peer_id, "name": n.name }))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "local": router.local,
+        "name": state.name,
+        "nodes": nodes,
+        "edges": router.edges,
+    })))
+}

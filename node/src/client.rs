@@ -1,0 +1,106 @@
+//! The CLI over a node's HTTP API: `status`, `peers`, `routes`, `send`, `ping`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+
+/// Which node to talk to.
+#[derive(clap::Args)]
+pub struct Target {
+    /// Base URL of the node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+}
+
+fn call(request: ureq::Request, body: Option<Value>) -> anyhow::Result<Value> {
+    let url = request.url().to_string();
+    let response = match body {
+        Some(body) => request.timeout(Duration::from_secs(10)).send_json(body),
+        None => request.timeout(Duration::from_secs(10)).call(),
+    };
+    match response {
+        Ok(response) => response.into_json().with_context(|| format!("{url}: not JSON")),
+        Err(ureq::Error::Status(code, response)) => {
+            let body: Value = response.into_json().unwrap_or_default();
+            let message = body["error"].as_str().unwrap_or("no details");
+            anyhow::bail!("{url}: HTTP {code}: {message}")
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot reach the node at {url} (is it running? see --api)")),
+    }
+}
+
+fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
+    call(ureq::get(&format!("{}{path}", target.api.trim_end_matches('/'))), None)
+}
+
+fn post(target: &Target, path: &str, body: Value) -> anyhow::Result<Value> {
+    call(ureq::post(&format!("{}{path}", target.api.trim_end_matches('/'))), Some(body))
+}
+
+/// Prints the node's status.
+pub fn status(target: &Target) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&get(target, "/api/v1/status")?)?);
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Prints known peers as a table.
+pub fn peers(target: &Target) -> anyhow::Result<()> {
+    let peers = get(target, "/api/v1/peers")?;
+    println!("{:<12} {:<54} {:<9} {:>8} {:>6} {:>4}", "NAME", "PEER ID", "LINK", "RTT ms", "LOSS", "HOPS");
+    for p in peers["peers"].as_array().into_iter().flatten() {
+        let link = if p["connected"].as_bool() == Some(true) { "up" } else { "routed" };
+        let rtt = p["rtt_ms"].as_f64().map_or("-".into(), |r| format!("{r:.2}"));
+        let loss = p["loss"].as_f64().map_or("-".into(), |l| format!("{:.0}%", l * 100.0));
+        println!(
+            "{:<12} {:<54} {:<9} {:>8} {:>6} {:>4}",
+            text(&p["name"]),
+            text(&p["peer_id"]),
+            link,
+            rtt,
+            loss,
+            text(&p["hops"])
+        );
+    }
+    Ok(())
+}
+
+/// Prints the routing table.
+pub fn routes(target: &Target) -> anyhow::Result<()> {
+    let routes = get(target, "/api/v1/routes")?;
+    println!("{:<54} {:<54} {:>4} {:>8}  BACKUP", "DESTINATION", "NEXT HOP", "HOPS", "COST");
+    for r in routes["routes"].as_array().into_iter().flatten() {
+        println!(
+            "{:<54} {:<54} {:>4} {:>8}  {}",
+            text(&r["destination"]),
+            text(&r["next_hop"]),
+            text(&r["hops"]),
+            text(&r["cost"]),
+            text(&r["backup"])
+        );
+    }
+    Ok(())
+}
+
+/// Sends a routed message and prints its id.
+pub fn send(target: &Target, to: &str, message: &str) -> anyhow::Result<()> {
+    let reply = post(target, "/api/v1/messages", serde_json::json!({ "to": to, "text": message }))?;
+    println!("sent message {}", text(&reply["id"]));
+    Ok(())
+}
+
+/// Pings a peer through the mesh.
+pub fn ping(target: &Target, peer: &str) -> anyhow::Result<()> {
+    let reply = post(target, "/api/v1/ping", serde_json::json!({ "to": peer }))?;
+    let rtt = reply["rtt_ms"].as_f64().unwrap_or_default();
+    println!("reply from {peer}: time={rtt:.3} ms hops={}", text(&reply["hops"]));
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Typed node configuration: one TOML file, every key overridable from the
+//! environment as `X0TTA6BL4_<SECTION>__<KEY>` (e.g. `X0TTA6BL4_HTTP__LISTEN`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use x0tta6bl4_actors::mesh::MeshConfig;
+use x0tta6bl4_actors::router::RouterConfig;
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "X0TTA6BL4_";
+
+/// Errors found while loading the configuration.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a value could not be read.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The named config file does not exist.
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A value is out of its allowed range.
+    #[error("invalid configuration: {key} {problem}")]
+    Invalid {
+        /// Dotted key of the value.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The HTTP server (dashboard, API, health, metrics).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to bind. Loopback by default: the API has admin actions.
+    pub listen: SocketAddr,
+    /// Worker threads serving HTTP. One is plenty for a node's API.
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 1,
+        }
+    }
+}
+
+/// Everything one node needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Node name, shown in beacons and on the dashboard.
+    pub name: String,
+    /// Where the sled database lives; `./data/<name>` when empty.
+    pub data_dir: Option<PathBuf>,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// Mesh (libp2p) settings.
+    pub mesh: MeshConfig,
+    /// Routing settings.
+    pub router: RouterConfig,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            name: "node".into(),
+            data_dir: None,
+            http: HttpConfig::default(),
+            mesh: MeshConfig::default(),
+            router: RouterConfig::default(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Loads defaults, then the file (if any), then `X0TTA6BL4_*` variables, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: NodeConfig = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The data directory in force.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data").join(&self.name))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= x0tta6bl4_actors::mesh::beacon::MAX_NAME
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !name_ok {
+            return invalid("name", "must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' or '.'");
+        }
+        if self.http.workers == 0 {
+            return invalid("http.workers", "must be at least 1");
+        }
+        if self.mesh.listen.is_empty() {
+            return invalid("mesh.listen", "needs at least one address");
+        }
+        if self.mesh.max_peers == 0 {
+            return invalid("mesh.max_peers", "must be at least 1");
+        }
+        if self.mesh.beacon_interval_ms < 50 {
+            return invalid("mesh.beacon_interval_ms", "must be at least 50");
+        }
+        if self.mesh.ping_interval_ms < 50 || self.mesh.ping_timeout_ms < 50 {
+            return invalid("mesh.ping_interval_ms", "and mesh.ping_timeout_ms must be at least 50");
+        }
+        if self.router.default_ttl < 2 {
+            return invalid("router.default_ttl", "must be at least 2");
+        }
+        if self.router.max_payload_bytes + 256 > self.mesh.max_frame_bytes {
+            return invalid("router.max_payload_bytes", "must be at least 256 bytes below mesh.max_frame_bytes");
+        }
+        if self.router.beacon_expiry_ms <= self.mesh.beacon_interval_ms {
+            return invalid("router.beacon_expiry_ms", "must exceed mesh.beacon_interval_ms");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("node.toml", "name = \"alpha\"\n[mesh]\nmax_peers = 3\n")?;
+            jail.set_env("X0TTA6BL4_MESH__MAX_PEERS", "7");
+            jail.set_env("X0TTA6BL4_HTTP__LISTEN", "127.0.0.1:0");
+            let config = NodeConfig::load(Some(Path::new("node.toml"))).expect("loads");
+            assert_eq!(config.name, "alpha");
+            assert_eq!(config.mesh.max_peers, 7);
+            assert_eq!(config.http.listen.port(), 0);
+            assert_eq!(config.data_dir(), PathBuf::from("data/alpha"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_get_clear_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("X0TTA6BL4_MESH__MAX_PEERS", "0");
+            let err = NodeConfig::load(None).expect_err("max_peers 0");
+            assert!(err.to_string().contains("mesh.max_peers"), "{err}");
+            jail.set_env("X0TTA6BL4_MESH__MAX_PEERS", "lots");
+            assert!(NodeConfig::load(None).is_err());
+            jail.set_env("X0TTA6BL4_MESH__MAX_PEERS", "4");
+            jail.set_env("X0TTA6BL4_MESH__TYPO", "1");
+            let err = NodeConfig::load(None).expect_err("unknown key");
+            assert!(err.to_string().contains("typo"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = NodeConfig::load(Some(Path::new("/nonexistent/node.toml"))).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/node.toml"));
+    }
+}

@@ -1,0 +1,101 @@
+//! `x0tta6bl4`: one self-healing mesh node, plus a local demo mesh and a small CLI
+//! over the node's HTTP API.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use x0tta6bl4::{client, config, demo, node};
+
+/// x0tta6bl4 — a self-healing mesh network node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node.
+    Run {
+        /// TOML config file; every key can also be set as X0TTA6BL4_<SECTION>__<KEY>.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Start a local mesh of N node processes on loopback and print their dashboards.
+    Demo {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// First dashboard port; node i uses base + i when it is free.
+        #[arg(long, default_value_t = 8080)]
+        http_base_port: u16,
+        /// Directory for the nodes' data (one sub-directory each).
+        #[arg(long, default_value = "data/demo")]
+        data_dir: PathBuf,
+    },
+    /// Show the node's status.
+    Status(client::Target),
+    /// List peers known to the node.
+    Peers(client::Target),
+    /// Show the routing table.
+    Routes(client::Target),
+    /// Send a routed text message.
+    Send {
+        #[command(flatten)]
+        target: client::Target,
+        /// Destination peer id.
+        #[arg(long)]
+        to: String,
+        /// Message text.
+        text: String,
+    },
+    /// Routed echo to a peer: round-trip time and hops.
+    Ping {
+        #[command(flatten)]
+        target: client::Target,
+        /// Destination peer id.
+        peer: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => {
+            init_logging(cli.log_format);
+            let config = config::NodeConfig::load(config.as_deref())?;
+            node::run(config).context("node failed")
+        }
+        Command::Demo {
+            nodes,
+            http_base_port,
+            data_dir,
+        } => demo::run(nodes, http_base_port, &data_dir),
+        Command::Status(target) => client::status(&target),
+        Command::Peers(target) => client::peers(&target),
+        Command::Routes(target) => client::routes(&target),
+        Command::Send { target, to, text } => client::send(&target, &to, &text),
+        Command::Ping { target, peer } => client::ping(&target, &peer),
+    }
+}

@@ -1,0 +1,94 @@
+//! Wiring of one node: store, actors under supervisors, HTTP server.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Supervisor;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
+use x0tta6bl4_actors::router::{Forwarder, RouterActor};
+use x0tta6bl4_actors::store::Store;
+
+use crate::api::{self, AppState};
+use crate::config::NodeConfig;
+
+/// File in the data dir holding the bound HTTP address, for scripts and tests.
+pub const HTTP_ADDR_FILE: &str = "http.addr";
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    // Networking gets its own runtime so a busy actor thread never delays frames.
+    let network = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("x0tta-net")
+        .enable_all()
+        .build()
+        .context("cannot start the network runtime")?;
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let store = Store::open(&data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let keypair = store.load_or_create_identity()?;
+    let peer_id = keypair.public().to_peer_id();
+    tracing::info!(name = %config.name, %peer_id, data_dir = %data_dir.display(), "starting node");
+
+    let network_handle = network.handle().clone();
+    let result = actix_rt::System::new().block_on(async move {
+        let neighbours = Arc::new(Neighbours::default());
+        let forwarder = Arc::new(Forwarder::new(peer_id, config.router.clone(), neighbours.clone()));
+        let router_config = config.router.clone();
+        let router_forwarder = forwarder.clone();
+        let router = Supervisor::start(move |_| RouterActor::new(peer_id, router_config, router_forwarder));
+        let mesh_handle = mesh::handle(MeshParts {
+            config: config.mesh.clone(),
+            name: config.name.clone(),
+            keypair,
+            store: store.clone(),
+            frames: forwarder.clone(),
+            neighbours,
+        });
+        let actor_handle = mesh_handle.clone();
+        let recipient = router.clone().recipient();
+        let _mesh = Supervisor::start(move |_| MeshActor::new(actor_handle, recipient, network_handle));
+
+        let state = AppState {
+            name: config.name.clone(),
+            mesh: mesh_handle,
+            router,
+            forwarder,
+            prometheus,
+            debug_hooks: config.router.fault_injection,
+            started: Instant::now(),
+        };
+        let server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(api::configure))
+            .workers(config.http.workers)
+            .bind(config.http.listen)
+            .with_context(|| format!("cannot bind the HTTP server to {}", config.http.listen))?;
+        let bound = server.addrs().first().copied().context("HTTP server bound no address")?;
+        announce(&data_dir, bound)?;
+        server.run().await.context("HTTP server failed")?;
+        tracing::info!("shutting down");
+        anyhow::Ok(store)
+    });
+    let store = result?;
+    network.shutdown_timeout(std::time::Duration::from_secs(2));
+    store.flush().context("cannot flush the store")?;
+    Ok(())
+}
+
+/// Tells people (stdout) and scripts (`<data_dir>/http.addr`) where the HTTP server is.
+fn announce(data_dir: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::Result<()> {
+    let path = data_dir.join(HTTP_ADDR_FILE);
+    let tmp = data_dir.join(format!("{HTTP_ADDR_FILE}.tmp"));
+    std::fs::write(&tmp, bound.to_string()).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "dashboard: http://{bound}/")?;
+    out.flush()?;
+    Ok(())
+}
