@@ -1,1 +1,195 @@
-//! placeholder
+//! Helpers for multi-node tests and benchmarks: real `x0tta6bl4` processes on
+//! loopback, in temp dirs, on port 0, arranged in lines, rings or meshes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
+
+/// The `x0tta6bl4` binary built next to the running test or bench.
+///
+/// `X0TTA6BL4_BIN` overrides it. Panics with a clear message when it is missing,
+/// since every multi-node test needs it.
+pub fn node_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("X0TTA6BL4_BIN") {
+        return PathBuf::from(path);
+    }
+    let me = std::env::current_exe().expect("current_exe");
+    let candidates = me
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("x0tta6bl4"))
+        .collect::<Vec<_>>();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| panic!("x0tta6bl4 binary not found near {}; run `cargo build -p x0tta6bl4` first", me.display()))
+}
+
+/// Settings every test node gets: fast beacons and pings, debug hooks on.
+pub fn test_spec(dir: &std::path::Path, name: &str) -> NodeSpec {
+    NodeSpec::loopback(&node_binary(), name, &dir.join(name))
+        .with("X0TTA6BL4_MESH__BEACON_INTERVAL_MS", "300")
+        .with("X0TTA6BL4_MESH__PING_INTERVAL_MS", "300")
+        .with("X0TTA6BL4_ROUTER__BEACON_EXPIRY_MS", "1500")
+        .with("X0TTA6BL4_ROUTER__FAULT_INJECTION", "true")
+        .with("X0TTA6BL4_ROUTER__INBOX_CAPACITY", "4096")
+}
+
+/// A set of nodes in one temp dir, stopped when dropped.
+pub struct TestMesh {
+    /// The nodes, in creation order.
+    pub nodes: Vec<NodeProcess>,
+    /// Their data dirs.
+    pub dir: tempfile::TempDir,
+}
+
+impl TestMesh {
+    /// An empty mesh.
+    pub fn new() -> Self {
+        Self {
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Starts node `name` with `links` as bootstrap peers (indices of earlier nodes).
+    pub fn add(&mut self, name: &str, links: &[usize], dial_discovered: bool) -> usize {
+        let bootstrap: Vec<String> = links.iter().map(|i| format!("\"{}\"", self.nodes[*i].bootstrap_addr)).collect();
+        let spec = test_spec(self.dir.path(), name)
+            .with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[{}]", bootstrap.join(",")))
+            .with("X0TTA6BL4_MESH__DIAL_DISCOVERED", dial_discovered.to_string());
+        self.nodes.push(NodeProcess::spawn(spec).unwrap_or_else(|e| panic!("{e}")));
+        self.nodes.len() - 1
+    }
+
+    /// A line of `n` nodes: 0 – 1 – … – n-1, no discovered dials.
+    pub fn line(n: usize) -> Self {
+        let mut mesh = Self::new();
+        for i in 0..n {
+            let links: Vec<usize> = if i == 0 { vec![] } else { vec![i - 1] };
+            mesh.add(&format!("n{i}"), &links, false);
+        }
+        mesh
+    }
+
+    /// A ring of `n` nodes: a line whose last node also links to the first.
+    pub fn ring(n: usize) -> Self {
+        let mut mesh = Self::new();
+        for i in 0..n {
+            let links: Vec<usize> = match i {
+                0 => vec![],
+                i if i == n - 1 => vec![i - 1, 0],
+                i => vec![i - 1],
+            };
+            mesh.add(&format!("n{i}"), &links, false);
+        }
+        mesh
+    }
+
+    /// Waits until node `from` has a route to node `to` with `hops` hops.
+    pub fn wait_route(&self, from: usize, to: usize, hops: u64, timeout: Duration) -> Value {
+        self.wait_route_where(from, to, timeout, &format!("{hops} hops"), |r| r["hops"] == hops)
+    }
+
+    /// Waits until node `from` has a route to node `to` that satisfies `accept`.
+    pub fn wait_route_where(
+        &self,
+        from: usize,
+        to: usize,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let dest = self.nodes[to].peer_id.clone();
+        wait_for(timeout, &format!("route {from} -> {to} with {what}"), || {
+            let routes = self.nodes[from].get("/api/v1/routes").ok()?;
+            routes["routes"]
+                .as_array()?
+                .iter()
+                .find(|r| r["destination"] == dest.as_str() && accept(r))
+                .cloned()
+        })
+    }
+
+    /// Index of the node with `peer_id`.
+    pub fn index_of(&self, peer_id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.peer_id == peer_id)
+    }
+}
+
+impl Default for TestMesh {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, panicking after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sum of every sample of metric `name` whose labels contain all of `labels`
+/// (e.g. `reason="oversized"`), from Prometheus text.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Fetches `/metrics` of a node as text.
+pub fn metrics_text(node: &NodeProcess) -> String {
+    ureq::get(&format!("{}/metrics", node.api))
+        .timeout(Duration::from_secs(5))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// Resident set size of a process in bytes, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Current Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric;
+
+    #[test]
+    fn metric_parsing() {
+        let text = "# HELP x a\nx_total{reason=\"a\"} 2\nx_total{reason=\"b\"} 3\nx_total_other 9\ny 1\n";
+        assert_eq!(metric(text, "x_total", &[]), 5.0);
+        assert_eq!(metric(text, "x_total", &["reason=\"b\""]), 3.0);
+        assert_eq!(metric(text, "y", &[]), 1.0);
+    }
+}

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use libp2p::{connection_limits, gossipsub, identify, identity::Keypair, kad, ping, swarm::NetworkBehaviour, StreamProtocol};
+use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
+use libp2p::{connection_limits, gossipsub, identify, identity::Keypair, kad, ping, StreamProtocol};
 
 use super::config::MeshConfig;
 
@@ -21,8 +22,9 @@ pub struct MeshBehaviour {
     pub identify: identify::Behaviour,
     /// RTT and loss per link.
     pub ping: ping::Behaviour,
-    /// Peer routing for peers not (yet) seen in beacons.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Peer routing for peers not (yet) seen in beacons. Off when the node keeps
+    /// to its bootstrap links (`dial_discovered = false`), since its queries dial.
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// Caps on connections, total and per peer.
     pub limits: connection_limits::Behaviour,
     /// Raw streams carrying routed frames.
@@ -48,8 +50,12 @@ impl MeshBehaviour {
                 .with_interval(Duration::from_millis(config.ping_interval_ms))
                 .with_timeout(Duration::from_millis(config.ping_timeout_ms)),
         );
-        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad::Config::new(KAD_PROTOCOL));
-        kad.set_mode(Some(kad::Mode::Server));
+        let kad = config.dial_discovered.then(|| {
+            let mut kad =
+                kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad::Config::new(KAD_PROTOCOL));
+            kad.set_mode(Some(kad::Mode::Server));
+            kad
+        });
         let max_total = u32::try_from(config.max_peers.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
@@ -61,7 +67,7 @@ impl MeshBehaviour {
             gossipsub,
             identify,
             ping,
-            kad,
+            kad: kad.into(),
             limits,
             streams: libp2p_stream::Behaviour::new(),
         })

@@ -82,7 +82,9 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
             _ = kad_timer.tick() => {
                 // Refreshes the routing table; "no known peers" just means we are alone.
-                let _ = event_loop.swarm.behaviour_mut().kad.bootstrap();
+                if let Some(kad) = event_loop.swarm.behaviour_mut().kad.as_mut() {
+                    let _ = kad.bootstrap();
+                }
             }
         }
     }
@@ -104,7 +106,9 @@ impl EventLoop {
         for addr in self.shared.config.bootstrap.clone() {
             if let Some(peer) = peer_of(&addr) {
                 self.bootstrap_peers.insert(peer);
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    kad.add_address(&peer, addr.clone());
+                }
             }
             self.dial_addr(addr);
         }
@@ -211,8 +215,10 @@ impl EventLoop {
                 }
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for addr in info.listen_addrs {
+                        kad.add_address(&peer_id, addr);
+                    }
                 }
             }
             _ => {}

@@ -1,0 +1,37 @@
+//! A line of five nodes A–B–C–D–E (bootstrap links only): 1,000 messages from A
+//! to E all arrive exactly once, each after 4 hops.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use x0tta6bl4_integration::{wait_for, TestMesh};
+
+#[test]
+fn thousand_messages_cross_a_line_of_five_exactly_once() {
+    let mesh = TestMesh::line(5);
+    let (a, e) = (&mesh.nodes[0], &mesh.nodes[4]);
+    mesh.wait_route(0, 4, 4, Duration::from_secs(20));
+
+    let mut sent = HashSet::new();
+    for i in 0..1_000 {
+        let reply = a
+            .post("/api/v1/messages", &json!({ "to": e.peer_id, "text": format!("message {i}") }))
+            .expect("send");
+        sent.insert(reply["id"].as_u64().expect("id"));
+    }
+    assert_eq!(sent.len(), 1_000, "ids are unique");
+
+    let inbox = wait_for(Duration::from_secs(20), "1,000 messages at E", || {
+        let inbox = e.get("/api/v1/messages").ok()?;
+        let messages = inbox["messages"].as_array()?.clone();
+        (messages.len() >= 1_000).then_some(messages)
+    });
+    assert_eq!(inbox.len(), 1_000, "no message arrives twice");
+    let received: HashSet<u64> = inbox.iter().map(|m| m["id"].as_u64().expect("id")).collect();
+    assert_eq!(received, sent, "every message arrives");
+    assert!(inbox.iter().all(|m| m["hops"] == 4), "every message took 4 hops");
+    assert!(inbox.iter().all(|m| m["from"] == a.peer_id.as_str()));
+    let texts: HashSet<&str> = inbox.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert!(texts.contains("message 0") && texts.contains("message 999"));
+}
