@@ -88,11 +88,15 @@ pub async fn read_frames(peer: PeerId, stream: Stream, handler: Arc<dyn FrameHan
         }
         let len = u32::from_be_bytes(len_buf) as usize;
         if len > max_frame {
-            // The length cannot be trusted to resynchronise: drop the stream, the
-            // neighbour opens a new one.
+            // Skip it without buffering: the stream stays in sync and the frames
+            // behind it still arrive. Skipping costs the sender bandwidth, not us memory.
             handler.reject(peer, RejectReason::Oversized);
-            tracing::warn!(%peer, len, max_frame, "oversized frame, closing stream");
-            return;
+            tracing::warn!(%peer, len, max_frame, "oversized frame skipped");
+            let skipped = futures::io::copy((&mut reader).take(len as u64), &mut futures::io::sink()).await;
+            if skipped.map_or(true, |n| n != len as u64) {
+                return;
+            }
+            continue;
         }
         let mut frame = vec![0u8; len];
         if reader.read_exact(&mut frame).await.is_err() {
