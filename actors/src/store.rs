@@ -47,8 +47,7 @@ impl Store {
     pub fn load_or_create_identity(&self) -> Result<Keypair, StoreError> {
         let tree = self.db.open_tree(IDENTITY_TREE)?;
         if let Some(bytes) = tree.get(LIBP2P_KEY)? {
-            return Keypair::from_protobuf_encoding(&bytes)
-                .map_err(|e| StoreError::BadIdentity(e.to_string()));
+            return Keypair::from_protobuf_encoding(&bytes).map_err(|e| StoreError::BadIdentity(e.to_string()));
         }
         let keypair = Keypair::generate_ed25519();
         let encoded = keypair
@@ -63,12 +62,7 @@ impl Store {
     ///
     /// Returns whether anything changed. A full book keeps its entries: new peers
     /// are learnt again from beacons, so refusing them loses nothing durable.
-    pub fn remember_peer(
-        &self,
-        peer: &PeerId,
-        addrs: &[Multiaddr],
-        limit: usize,
-    ) -> Result<bool, StoreError> {
+    pub fn remember_peer(&self, peer: &PeerId, addrs: &[Multiaddr], limit: usize) -> Result<bool, StoreError> {
         let tree = self.db.open_tree(PEERS_TREE)?;
         let key = peer.to_bytes();
         let value: Vec<String> = addrs.iter().map(ToString::to_string).collect();
@@ -132,9 +126,9 @@ mod tests {
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().expect("addr");
         let a = PeerId::random();
         let b = PeerId::random();
-        assert!(store.remember_peer(&a, &[addr.clone()], 1).expect("insert"));
-        assert!(!store.remember_peer(&a, &[addr.clone()], 1).expect("same"));
-        assert!(!store.remember_peer(&b, &[addr.clone()], 1).expect("full"));
+        assert!(store.remember_peer(&a, std::slice::from_ref(&addr), 1).expect("insert"));
+        assert!(!store.remember_peer(&a, std::slice::from_ref(&addr), 1).expect("same"));
+        assert!(!store.remember_peer(&b, std::slice::from_ref(&addr), 1).expect("full"));
         let book = store.peer_book().expect("book");
         assert_eq!(book, vec![(a, vec![addr])]);
     }

@@ -22,11 +22,12 @@ pub fn node_binary() -> PathBuf {
         .take(3)
         .map(|dir| dir.join("x0tta6bl4"))
         .collect::<Vec<_>>();
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| panic!("x0tta6bl4 binary not found near {}; run `cargo build -p x0tta6bl4` first", me.display()))
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!(
+            "x0tta6bl4 binary not found near {}; run `cargo build -p x0tta6bl4` first",
+            me.display()
+        )
+    })
 }
 
 /// Settings every test node gets: fast beacons and pings, debug hooks on.
@@ -58,11 +59,15 @@ impl TestMesh {
 
     /// Starts node `name` with `links` as bootstrap peers (indices of earlier nodes).
     pub fn add(&mut self, name: &str, links: &[usize], dial_discovered: bool) -> usize {
-        let bootstrap: Vec<String> = links.iter().map(|i| format!("\"{}\"", self.nodes[*i].bootstrap_addr)).collect();
+        let bootstrap: Vec<String> = links
+            .iter()
+            .map(|i| format!("\"{}\"", self.nodes[*i].bootstrap_addr))
+            .collect();
         let spec = test_spec(self.dir.path(), name)
             .with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[{}]", bootstrap.join(",")))
             .with("X0TTA6BL4_MESH__DIAL_DISCOVERED", dial_discovered.to_string());
-        self.nodes.push(NodeProcess::spawn(spec).unwrap_or_else(|e| panic!("{e}")));
+        self.nodes
+            .push(NodeProcess::spawn(spec).unwrap_or_else(|e| panic!("{e}")));
         self.nodes.len() - 1
     }
 
@@ -134,7 +139,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -171,6 +179,31 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+/// Whether an external program from Debian's packages is installed. When it is
+/// not, the calling test reports itself skipped (loudly), except under CI
+/// (`CI=true`), where `.ci/run` installs it and a missing tool is a failure.
+pub fn tool_available(program: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{program} is missing under CI: .ci/run must install the {package} package"
+        );
+        eprintln!("SKIPPED: {program} not installed (apt-get install {package}); this test did not run");
+    }
+    found
+}
+
+/// A loopback TCP port that was free a moment ago, for programs that cannot bind port 0.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// Current Unix time in milliseconds.

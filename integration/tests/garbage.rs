@@ -41,13 +41,18 @@ fn garbage_is_rejected_counted_and_harmless() {
     let (victim, rogue) = (&mesh.nodes[0], &mesh.nodes[1]);
     let send_raw = |bytes: &[u8]| {
         rogue
-            .post("/api/v1/debug/frame", &json!({ "peer": victim.peer_id, "hex": hex(bytes) }))
+            .post(
+                "/api/v1/debug/frame",
+                &json!({ "peer": victim.peer_id, "hex": hex(bytes) }),
+            )
             .expect("raw frame queued");
     };
     let expect = |name: &str, reason: &str, count: f64| {
-        wait_for(Duration::from_secs(5), &format!("{name}{{reason={reason}}} = {count}"), || {
-            (counted(victim, name, reason) >= count).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(5),
+            &format!("{name}{{reason={reason}}} = {count}"),
+            || (counted(victim, name, reason) >= count).then_some(()),
+        );
     };
     let frames = "x0tta_router_frames_rejected_total";
     // After each piece of garbage the link still carries routed traffic.

@@ -16,7 +16,10 @@ fn thousand_messages_cross_a_line_of_five_exactly_once() {
     let mut sent = HashSet::new();
     for i in 0..1_000 {
         let reply = a
-            .post("/api/v1/messages", &json!({ "to": e.peer_id, "text": format!("message {i}") }))
+            .post(
+                "/api/v1/messages",
+                &json!({ "to": e.peer_id, "text": format!("message {i}") }),
+            )
             .expect("send");
         sent.insert(reply["id"].as_u64().expect("id"));
     }

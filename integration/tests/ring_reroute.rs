@@ -14,7 +14,9 @@ fn killing_the_next_hop_reroutes_over_the_other_side() {
     let route = mesh.wait_route_where(0, 3, Duration::from_secs(20), "3 hops and a backup", |r| {
         r["hops"] == 3 && r["backup"].is_string()
     });
-    let victim = mesh.index_of(route["next_hop"].as_str().expect("next hop")).expect("known node");
+    let victim = mesh
+        .index_of(route["next_hop"].as_str().expect("next hop"))
+        .expect("known node");
     assert!(victim == 1 || victim == 5, "A's next hop towards D is a ring neighbour");
     let other_side = if victim == 1 { 5 } else { 1 };
 
@@ -31,7 +33,11 @@ fn killing_the_next_hop_reroutes_over_the_other_side() {
                     .timeout(Duration::from_secs(2))
                     .send_json(json!({ "to": d_peer, "text": "flow" }));
                 if let Ok(reply) = reply {
-                    if let Some(id) = reply.into_json::<serde_json::Value>().ok().and_then(|v| v["id"].as_u64()) {
+                    if let Some(id) = reply
+                        .into_json::<serde_json::Value>()
+                        .ok()
+                        .and_then(|v| v["id"].as_u64())
+                    {
                         sent.push((id, at));
                     }
                 }
@@ -66,7 +72,11 @@ fn killing_the_next_hop_reroutes_over_the_other_side() {
     assert!(after_kill > 10, "messages kept flowing after the kill ({after_kill})");
 
     let route = mesh.wait_route(0, 3, 3, Duration::from_secs(10));
-    assert_eq!(route["next_hop"], mesh.nodes[other_side].peer_id.as_str(), "routes go around the other side");
+    assert_eq!(
+        route["next_hop"],
+        mesh.nodes[other_side].peer_id.as_str(),
+        "routes go around the other side"
+    );
     let inbox = mesh.nodes[3].get("/api/v1/messages").expect("inbox");
     let late = inbox["messages"]
         .as_array()

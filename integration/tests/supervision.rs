@@ -20,9 +20,12 @@ fn failed_router_is_restarted_counted_and_health_stays_up() {
     assert_eq!(restarts(node), 0.0, "counter is exported at zero before any failure");
 
     for round in 1..=3 {
-        node.post("/api/v1/debug/fault", &json!({ "actor": "router" })).expect("fault injected");
+        node.post("/api/v1/debug/fault", &json!({ "actor": "router" }))
+            .expect("fault injected");
         assert_eq!(node.get("/health").expect("health answers")["status"], "ok");
-        wait_for(Duration::from_secs(5), "restart counted", || (restarts(node) >= f64::from(round)).then_some(()));
+        wait_for(Duration::from_secs(5), "restart counted", || {
+            (restarts(node) >= f64::from(round)).then_some(())
+        });
     }
     assert_eq!(restarts(node), 3.0);
     // The restarted router still serves state and routes.

@@ -35,7 +35,10 @@ fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
 }
 
 fn post(target: &Target, path: &str, body: Value) -> anyhow::Result<Value> {
-    call(ureq::post(&format!("{}{path}", target.api.trim_end_matches('/'))), Some(body))
+    call(
+        ureq::post(&format!("{}{path}", target.api.trim_end_matches('/'))),
+        Some(body),
+    )
 }
 
 /// Prints the node's status.
@@ -55,9 +58,16 @@ fn text(v: &Value) -> String {
 /// Prints known peers as a table.
 pub fn peers(target: &Target) -> anyhow::Result<()> {
     let peers = get(target, "/api/v1/peers")?;
-    println!("{:<12} {:<54} {:<9} {:>8} {:>6} {:>4}", "NAME", "PEER ID", "LINK", "RTT ms", "LOSS", "HOPS");
+    println!(
+        "{:<12} {:<54} {:<9} {:>8} {:>6} {:>4}",
+        "NAME", "PEER ID", "LINK", "RTT ms", "LOSS", "HOPS"
+    );
     for p in peers["peers"].as_array().into_iter().flatten() {
-        let link = if p["connected"].as_bool() == Some(true) { "up" } else { "routed" };
+        let link = if p["connected"].as_bool() == Some(true) {
+            "up"
+        } else {
+            "routed"
+        };
         let rtt = p["rtt_ms"].as_f64().map_or("-".into(), |r| format!("{r:.2}"));
         let loss = p["loss"].as_f64().map_or("-".into(), |l| format!("{:.0}%", l * 100.0));
         println!(
@@ -76,7 +86,10 @@ pub fn peers(target: &Target) -> anyhow::Result<()> {
 /// Prints the routing table.
 pub fn routes(target: &Target) -> anyhow::Result<()> {
     let routes = get(target, "/api/v1/routes")?;
-    println!("{:<54} {:<54} {:>4} {:>8}  BACKUP", "DESTINATION", "NEXT HOP", "HOPS", "COST");
+    println!(
+        "{:<54} {:<54} {:>4} {:>8}  BACKUP",
+        "DESTINATION", "NEXT HOP", "HOPS", "COST"
+    );
     for r in routes["routes"].as_array().into_iter().flatten() {
         println!(
             "{:<54} {:<54} {:>4} {:>8}  {}",
@@ -92,7 +105,11 @@ pub fn routes(target: &Target) -> anyhow::Result<()> {
 
 /// Sends a routed message and prints its id.
 pub fn send(target: &Target, to: &str, message: &str) -> anyhow::Result<()> {
-    let reply = post(target, "/api/v1/messages", serde_json::json!({ "to": to, "text": message }))?;
+    let reply = post(
+        target,
+        "/api/v1/messages",
+        serde_json::json!({ "to": to, "text": message }),
+    )?;
     println!("sent message {}", text(&reply["id"]));
     Ok(())
 }

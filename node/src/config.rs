@@ -114,7 +114,10 @@ impl NodeConfig {
         };
         let name_ok = !self.name.is_empty()
             && self.name.len() <= x0tta6bl4_actors::mesh::beacon::MAX_NAME
-            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !name_ok {
             return invalid("name", "must be 1-64 characters of A-Z, a-z, 0-9, '-', '_' or '.'");
         }
@@ -137,7 +140,10 @@ impl NodeConfig {
             return invalid("router.default_ttl", "must be at least 2");
         }
         if self.router.max_payload_bytes + 256 > self.mesh.max_frame_bytes {
-            return invalid("router.max_payload_bytes", "must be at least 256 bytes below mesh.max_frame_bytes");
+            return invalid(
+                "router.max_payload_bytes",
+                "must be at least 256 bytes below mesh.max_frame_bytes",
+            );
         }
         if self.router.beacon_expiry_ms <= self.mesh.beacon_interval_ms {
             return invalid("router.beacon_expiry_ms", "must exceed mesh.beacon_interval_ms");
@@ -147,6 +153,8 @@ impl NodeConfig {
 }
 
 #[cfg(test)]
+// figment's Jail API returns its large error type; that is its design, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

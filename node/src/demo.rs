@@ -20,7 +20,10 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts the demo mesh and blocks until interrupted.
 pub fn run(nodes: usize, http_base_port: u16, data_dir: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=MAX_NODES).contains(&nodes), "--nodes must be between 1 and {MAX_NODES}");
+    anyhow::ensure!(
+        (1..=MAX_NODES).contains(&nodes),
+        "--nodes must be between 1 and {MAX_NODES}"
+    );
     let exe = std::env::current_exe().context("cannot find my own executable")?;
     let mut mesh: Vec<NodeProcess> = Vec::with_capacity(nodes);
     println!("starting {nodes} nodes (data and logs in {})", data_dir.display());

@@ -65,11 +65,19 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             debug_hooks: config.router.fault_injection,
             started: Instant::now(),
         };
-        let server = HttpServer::new(move || App::new().app_data(web::Data::new(state.clone())).configure(api::configure))
-            .workers(config.http.workers)
-            .bind(config.http.listen)
-            .with_context(|| format!("cannot bind the HTTP server to {}", config.http.listen))?;
-        let bound = server.addrs().first().copied().context("HTTP server bound no address")?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(state.clone()))
+                .configure(api::configure)
+        })
+        .workers(config.http.workers)
+        .bind(config.http.listen)
+        .with_context(|| format!("cannot bind the HTTP server to {}", config.http.listen))?;
+        let bound = server
+            .addrs()
+            .first()
+            .copied()
+            .context("HTTP server bound no address")?;
         announce(&data_dir, bound)?;
         server.run().await.context("HTTP server failed")?;
         tracing::info!("shutting down");

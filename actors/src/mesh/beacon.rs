@@ -120,8 +120,7 @@ impl Beacon {
             return Err(BeaconError::TooLarge(bytes.len()));
         }
         let signer = signer.ok_or(BeaconError::Unsigned)?;
-        let beacon: Beacon =
-            serde_json::from_slice(bytes).map_err(|e| BeaconError::Malformed(e.to_string()))?;
+        let beacon: Beacon = serde_json::from_slice(bytes).map_err(|e| BeaconError::Malformed(e.to_string()))?;
         let peer: PeerId = beacon
             .peer_id
             .parse()
@@ -151,7 +150,10 @@ impl Beacon {
             .links
             .iter()
             .map(|l| {
-                let id = l.peer_id.parse::<PeerId>().map_err(|_| BeaconError::InvalidField("links.peer_id"))?;
+                let id = l
+                    .peer_id
+                    .parse::<PeerId>()
+                    .map_err(|_| BeaconError::InvalidField("links.peer_id"))?;
                 let sane = l.rtt_ms.is_finite() && l.rtt_ms >= 0.0 && (0.0..=1.0).contains(&l.loss);
                 if !sane {
                     return Err(BeaconError::InvalidField("links.rtt_ms/loss"));
@@ -200,11 +202,19 @@ mod tests {
     #[test]
     fn garbage_is_rejected_with_a_reason() {
         let peer = PeerId::random();
-        let reason = |bytes: &[u8], signer| Beacon::validate(bytes, signer).map(|_| ()).unwrap_err().label();
+        let reason = |bytes: &[u8], signer| {
+            Beacon::validate(bytes, signer)
+                .map(|_| ())
+                .expect_err("must be rejected")
+                .label()
+        };
         assert_eq!(reason(b"\xff\xfe not json", Some(peer)), "malformed");
         assert_eq!(reason(&vec![b' '; MAX_BEACON_BYTES + 1], Some(peer)), "too_large");
         assert_eq!(reason(&beacon(peer).encode(), None), "unsigned");
-        assert_eq!(reason(&beacon(peer).encode(), Some(PeerId::random())), "source_mismatch");
+        assert_eq!(
+            reason(&beacon(peer).encode(), Some(PeerId::random())),
+            "source_mismatch"
+        );
 
         let mut b = beacon(peer);
         b.links[0].loss = 7.0;

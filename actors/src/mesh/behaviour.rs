@@ -51,8 +51,11 @@ impl MeshBehaviour {
                 .with_timeout(Duration::from_millis(config.ping_timeout_ms)),
         );
         let kad = config.dial_discovered.then(|| {
-            let mut kad =
-                kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad::Config::new(KAD_PROTOCOL));
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
             kad.set_mode(Some(kad::Mode::Server));
             kad
         });

@@ -37,7 +37,9 @@ impl Default for MeshConfig {
             // Fixed default ports so an operator knows what to open in a firewall.
             listen: vec![
                 "/ip4/0.0.0.0/tcp/4001".parse().expect("valid literal multiaddr"),
-                "/ip4/0.0.0.0/udp/4001/quic-v1".parse().expect("valid literal multiaddr"),
+                "/ip4/0.0.0.0/udp/4001/quic-v1"
+                    .parse()
+                    .expect("valid literal multiaddr"),
             ],
             bootstrap: Vec::new(),
             dial_discovered: true,

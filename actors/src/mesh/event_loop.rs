@@ -11,7 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::Recipient;
 use futures::StreamExt;
-use libp2p::swarm::{dial_opts::{DialOpts, PeerCondition}, SwarmEvent};
+use libp2p::swarm::{
+    dial_opts::{DialOpts, PeerCondition},
+    SwarmEvent,
+};
 use libp2p::{gossipsub, identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::mpsc;
 
@@ -43,7 +46,11 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let config = shared.config.clone();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(shared.keypair.clone())
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| MeshError::Transport(e.to_string()))?
         .with_quic()
         .with_behaviour(|key| MeshBehaviour::new(key, &config))
@@ -188,17 +195,25 @@ impl EventLoop {
                 tracing::info!(%address, "listening");
                 self.shared.ready.store(true, Ordering::Release);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
                 if num_established.get() == 1 {
                     self.link_up(peer_id);
                 }
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
-                if num_established == 0 {
-                    tracing::info!(peer = %peer_id, cause = ?cause, "link down");
-                    self.link_down(peer_id);
-                }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                tracing::info!(peer = %peer_id, cause = ?cause, "link down");
+                self.link_down(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 m::dial_failed();
@@ -214,7 +229,9 @@ impl EventLoop {
                     Err(_) => stats.record_failure(),
                 }
             }
-            SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received {
+                peer_id, info, ..
+            })) => {
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     for addr in info.listen_addrs {
                         kad.add_address(&peer_id, addr);
@@ -285,7 +302,11 @@ impl EventLoop {
         }
         m::beacon_received();
         let config = &self.shared.config;
-        if let Err(error) = self.shared.store.remember_peer(&beacon.peer, &beacon.addrs, config.peer_book_limit) {
+        if let Err(error) = self
+            .shared
+            .store
+            .remember_peer(&beacon.peer, &beacon.addrs, config.peer_book_limit)
+        {
             tracing::warn!(%error, "cannot store peer book entry");
         }
         let wants_dial = config.dial_discovered
@@ -326,7 +347,12 @@ impl EventLoop {
         let beacon = Beacon {
             peer_id: self.shared.local_peer_id.to_string(),
             name: self.shared.name.clone(),
-            addrs: self.swarm.listeners().take(super::beacon::MAX_ADDRS).map(ToString::to_string).collect(),
+            addrs: self
+                .swarm
+                .listeners()
+                .take(super::beacon::MAX_ADDRS)
+                .map(ToString::to_string)
+                .collect(),
             seq: self.seq,
             timestamp_ms: unix_ms(),
             links: self
@@ -339,7 +365,12 @@ impl EventLoop {
                 })
                 .collect(),
         };
-        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), beacon.encode()) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), beacon.encode())
+        {
             Ok(_) => m::beacon_published(),
             // Alone in the mesh: nobody to tell yet.
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}

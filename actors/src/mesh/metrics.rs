@@ -14,7 +14,10 @@ pub fn describe() {
     metrics::describe_counter!(BEACONS_REJECTED, "Beacons dropped, by reason");
     metrics::describe_counter!(BEACONS_PUBLISHED, "Beacons this node published");
     metrics::describe_counter!(DIALS_FAILED, "Outgoing connection attempts that failed");
-    metrics::describe_counter!(EVENTS_DROPPED, "Mesh events dropped because the router's inbox was full");
+    metrics::describe_counter!(
+        EVENTS_DROPPED,
+        "Mesh events dropped because the router's inbox was full"
+    );
     metrics::gauge!(PEERS_CONNECTED).set(0.0);
 }
 

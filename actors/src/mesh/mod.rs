@@ -142,13 +142,19 @@ impl MeshHandle {
     /// Current listen addresses and links.
     pub async fn status(&self) -> Result<MeshStatus, MeshError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Status(tx)).await.map_err(|_| MeshError::Stopped)?;
+        self.commands
+            .send(Command::Status(tx))
+            .await
+            .map_err(|_| MeshError::Stopped)?;
         rx.await.map_err(|_| MeshError::Stopped)
     }
 
     /// Dials an address.
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), MeshError> {
-        self.commands.send(Command::Dial(addr)).await.map_err(|_| MeshError::Stopped)
+        self.commands
+            .send(Command::Dial(addr))
+            .await
+            .map_err(|_| MeshError::Stopped)
     }
 
     /// Publishes raw bytes on the beacon topic. Fault-injection hook for tests of

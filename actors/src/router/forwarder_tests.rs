@@ -80,7 +80,15 @@ async fn last_hop_ttl_expiry_is_rejected() {
     let (src, dst, next) = (PeerId::random(), PeerId::random(), PeerId::random());
     let (tx, mut rx) = mpsc::channel(4);
     neighbours.insert(next, tx);
-    f.install_table(HashMap::from([(dst, Route { next, backup: None, cost: 1, hops: 1 })]));
+    f.install_table(HashMap::from([(
+        dst,
+        Route {
+            next,
+            backup: None,
+            cost: 1,
+            hops: 1,
+        },
+    )]));
     f.on_frame(src, data(src, dst, 1, 4)).await;
     assert!(rx.try_recv().is_err(), "a frame with one hop left is not forwarded");
     assert_eq!(rejected(&f), 1);
@@ -92,7 +100,15 @@ async fn full_queue_drops_instead_of_blocking() {
     let (dst, next) = (PeerId::random(), PeerId::random());
     let (tx, _rx) = mpsc::channel(1);
     neighbours.insert(next, tx);
-    f.install_table(HashMap::from([(dst, Route { next, backup: None, cost: 1, hops: 1 })]));
+    f.install_table(HashMap::from([(
+        dst,
+        Route {
+            next,
+            backup: None,
+            cost: 1,
+            hops: 1,
+        },
+    )]));
     assert!(f.send(dst, FrameKind::Data, Bytes::from_static(b"a")).await.is_ok());
     let second = f.send(dst, FrameKind::Data, Bytes::from_static(b"b")).await;
     assert_eq!(second, Err(SendError::Rejected(RejectReason::QueueFull)));

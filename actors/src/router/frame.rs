@@ -253,7 +253,11 @@ mod tests {
 
     #[test]
     fn reject_codes_round_trip() {
-        for reason in [RejectReason::TtlExpired, RejectReason::UnknownDestination, RejectReason::QueueFull] {
+        for reason in [
+            RejectReason::TtlExpired,
+            RejectReason::UnknownDestination,
+            RejectReason::QueueFull,
+        ] {
             assert_eq!(RejectReason::from_code(reason.code()), Some(reason));
         }
     }

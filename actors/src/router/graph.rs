@@ -145,10 +145,8 @@ impl Graph {
     pub fn routing_table(&self, local: PeerId) -> HashMap<PeerId, Route> {
         let from_local = self.shortest_paths(local);
         let neighbours = self.neighbours(&local);
-        let from_neighbour: HashMap<PeerId, HashMap<PeerId, Reach>> = neighbours
-            .iter()
-            .map(|(n, _)| (*n, self.shortest_paths(*n)))
-            .collect();
+        let from_neighbour: HashMap<PeerId, HashMap<PeerId, Reach>> =
+            neighbours.iter().map(|(n, _)| (*n, self.shortest_paths(*n))).collect();
         let dist = |from: &PeerId, to: &PeerId| -> Cost {
             if from == to {
                 return 0;
@@ -207,8 +205,10 @@ impl Graph {
 mod tests {
     use super::*;
 
+    type Reports = HashMap<PeerId, Vec<(PeerId, Cost)>>;
+
     /// Builds reports for an undirected topology given as index pairs.
-    fn topology(n: usize, edges: &[(usize, usize, Cost)]) -> (Vec<PeerId>, HashMap<PeerId, Vec<(PeerId, Cost)>>) {
+    fn topology(n: usize, edges: &[(usize, usize, Cost)]) -> (Vec<PeerId>, Reports) {
         let mut ids: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
         ids.sort();
         let mut reports: HashMap<PeerId, Vec<(PeerId, Cost)>> = ids.iter().map(|p| (*p, Vec::new())).collect();
@@ -219,7 +219,11 @@ mod tests {
         (ids, reports)
     }
 
-    fn table_of(ids: &[PeerId], reports: &HashMap<PeerId, Vec<(PeerId, Cost)>>, local: usize) -> HashMap<PeerId, Route> {
+    fn table_of(
+        ids: &[PeerId],
+        reports: &HashMap<PeerId, Vec<(PeerId, Cost)>>,
+        local: usize,
+    ) -> HashMap<PeerId, Route> {
         let me = ids[local];
         let graph = Graph::build(me, &reports[&me], reports);
         graph.routing_table(me)

@@ -17,8 +17,14 @@ pub fn describe() {
     metrics::describe_counter!(DELIVERED, "Routed messages delivered to this node");
     metrics::describe_counter!(FORWARDED, "Frames forwarded towards another node");
     metrics::describe_counter!(ORIGINATED, "Routed messages originated by this node");
-    metrics::describe_counter!(BACKUP_USED, "Frames sent over the backup next hop because the primary was down");
-    metrics::describe_counter!(REPORTS, "Undeliverable reports received for messages this node sent, by reason");
+    metrics::describe_counter!(
+        BACKUP_USED,
+        "Frames sent over the backup next hop because the primary was down"
+    );
+    metrics::describe_counter!(
+        REPORTS,
+        "Undeliverable reports received for messages this node sent, by reason"
+    );
     metrics::describe_gauge!(ROUTES, "Destinations in the routing table");
     metrics::describe_histogram!(RECOMPUTE, "Time to rebuild the graph and routing table");
 }

@@ -143,7 +143,7 @@ impl RouterActor {
             })
             .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name).then(a.peer_id.cmp(&b.peer_id)));
-        let mut routes: Vec<RouteView> = table.keys().filter_map(|p| route_of(p)).collect();
+        let mut routes: Vec<RouteView> = table.keys().filter_map(route_of).collect();
         routes.sort_by(|a, b| a.destination.cmp(&b.destination));
         let edges = self
             .graph
@@ -174,9 +174,12 @@ impl Actor for RouterActor {
                 router.recompute();
             }
         });
-        ctx.run_interval(Duration::from_millis(self.config.beacon_expiry_ms.max(100) / 2), |router, _| {
-            router.expire();
-        });
+        ctx.run_interval(
+            Duration::from_millis(self.config.beacon_expiry_ms.max(100) / 2),
+            |router, _| {
+                router.expire();
+            },
+        );
     }
 }
 
@@ -197,8 +200,10 @@ impl Handler<MeshEvent> for RouterActor {
         match event {
             MeshEvent::Beacon(beacon) => self.on_beacon(beacon),
             MeshEvent::LocalLinks(links) => {
-                let links: Vec<(PeerId, Cost)> =
-                    links.into_iter().map(|(p, rtt, loss)| (p, link_cost(rtt, loss))).collect();
+                let links: Vec<(PeerId, Cost)> = links
+                    .into_iter()
+                    .map(|(p, rtt, loss)| (p, link_cost(rtt, loss)))
+                    .collect();
                 if links != self.local_links {
                     self.local_links = links;
                     self.dirty = true;

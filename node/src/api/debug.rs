@@ -37,7 +37,10 @@ pub async fn fault(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpR
     require_hooks(&state)?;
     let request: FaultRequest = parse_json(&body)?;
     if request.actor != "router" {
-        return Err(ApiError::bad_request("unknown_actor", format!("no fault hook for actor '{}'", request.actor)));
+        return Err(ApiError::bad_request(
+            "unknown_actor",
+            format!("no fault hook for actor '{}'", request.actor),
+        ));
     }
     state
         .router
@@ -71,12 +74,15 @@ pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<H
     require_hooks(&state)?;
     let request: RawFrameRequest = parse_json(&body)?;
     let peer = parse_peer(&request.peer)?;
-    let bytes = decode_hex(&request.hex).ok_or_else(|| ApiError::bad_request("bad_hex", "hex must be pairs of hex digits"))?;
-    let queue = state
-        .mesh
-        .neighbours()
-        .queue(&peer)
-        .ok_or_else(|| ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_neighbour", "peer is not a neighbour"))?;
+    let bytes =
+        decode_hex(&request.hex).ok_or_else(|| ApiError::bad_request("bad_hex", "hex must be pairs of hex digits"))?;
+    let queue = state.mesh.neighbours().queue(&peer).ok_or_else(|| {
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_neighbour",
+            "peer is not a neighbour",
+        )
+    })?;
     queue
         .send(bytes.into())
         .await
@@ -85,7 +91,7 @@ pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<H
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -84,9 +84,8 @@ impl From<SendError> for ApiError {
 
 /// Parses a JSON request body, telling invalid UTF-8 apart from bad JSON.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad_request("invalid_utf8", format!("request body is not valid UTF-8: {e}"))
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request("invalid_utf8", format!("request body is not valid UTF-8: {e}")))?;
     serde_json::from_str(text).map_err(|e| ApiError::bad_request("bad_json", format!("invalid JSON body: {e}")))
 }
 
