@@ -143,3 +143,25 @@ async fn echo_to_self_and_oversized_payload() {
         Err(SendError::PayloadTooLarge { .. })
     ));
 }
+
+#[tokio::test]
+async fn probe_latency_is_measured_from_the_embedded_send_time() {
+    let (f, _) = forwarder();
+    let src = PeerId::random();
+    let mut payload = BytesMut::new();
+    payload.put_u128(unix_nanos() - 5_000_000);
+    payload.resize(1024, 0);
+    let frame = Frame {
+        kind: FrameKind::Probe,
+        ttl: 4,
+        hops: 1,
+        id: 11,
+        src,
+        dst: f.local,
+        payload: payload.freeze(),
+    };
+    f.on_frame(src, frame.encode()).await;
+    let summary = f.with_inbox(|i| i.probe_summary());
+    assert_eq!(summary.count, 1);
+    assert!((5_000..6_000).contains(&summary.p50_us), "{summary:?}");
+}

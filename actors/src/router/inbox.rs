@@ -7,6 +7,8 @@ use hdrhistogram::Histogram;
 use libp2p::PeerId;
 use serde::Serialize;
 
+/// Highest probe latency tracked (a minute); longer ones count as a minute.
+const MAX_PROBE_LATENCY_US: u64 = 60_000_000;
 /// Undeliverable reports kept for the API.
 const MAX_REPORTS: usize = 256;
 
@@ -76,7 +78,8 @@ impl Inbox {
             capacity: capacity.max(1),
             messages: VecDeque::new(),
             reports: VecDeque::new(),
-            probes: Histogram::new(3).expect("3 significant figures is a valid precision"),
+            probes: Histogram::new_with_bounds(1, MAX_PROBE_LATENCY_US, 3)
+                .expect("bounds and precision are valid constants"),
             first_probe_ms: 0.0,
             last_probe_ms: 0.0,
         }
