@@ -48,9 +48,12 @@ pub fn run(nodes: usize, http_base_port: u16, data_dir: &Path) -> anyhow::Result
     Ok(())
 }
 
-/// `127.0.0.1:<base + i>` if that port is free, else port 0 (any).
+/// `127.0.0.1:<base + i>` if that port is free, else port 0 (any). Base 0 means any.
 fn http_addr(base: u16, index: usize) -> SocketAddr {
-    let port = u16::try_from(index).ok().and_then(|i| base.checked_add(i)).unwrap_or(0);
+    let port = match base {
+        0 => 0,
+        base => u16::try_from(index).ok().and_then(|i| base.checked_add(i)).unwrap_or(0),
+    };
     let wanted = SocketAddr::from(([127, 0, 0, 1], port));
     if port != 0 && TcpListener::bind(wanted).is_ok() {
         wanted

@@ -210,6 +210,16 @@ pub struct MeshActor {
     runtime: tokio::runtime::Handle,
     task: Option<tokio::task::JoinHandle<()>>,
     last_failure: Option<String>,
+    restarts: u32,
+}
+
+/// Delay before the event loop starts again after its `restarts`-th failure:
+/// doubling from 100 ms up to 10 s, so a port that stays taken does not spin.
+pub fn restart_backoff(restarts: u32) -> std::time::Duration {
+    match restarts {
+        0 => std::time::Duration::ZERO,
+        n => std::time::Duration::from_millis(100u64.saturating_mul(1 << n.min(8).saturating_sub(1)).min(10_000)),
+    }
 }
 
 impl MeshActor {
@@ -222,6 +232,7 @@ impl MeshActor {
             runtime,
             task: None,
             last_failure: None,
+            restarts: 0,
         }
     }
 }
@@ -238,7 +249,9 @@ impl Actor for MeshActor {
         let me = ctx.address();
         let shared = self.handle.shared.clone();
         let router = self.router.clone();
+        let delay = restart_backoff(self.restarts);
         self.task = Some(self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
             let result = event_loop::run(shared, router).await;
             me.do_send(LoopEnded(result));
         }));
@@ -257,6 +270,7 @@ impl Supervised for MeshActor {
             task.abort();
         }
         self.handle.shared.ready.store(false, Ordering::Release);
+        self.restarts = self.restarts.saturating_add(1);
         let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
         supervision::record_restart("mesh", &reason);
     }
@@ -274,5 +288,18 @@ impl Handler<LoopEnded> for MeshActor {
                 actix::ActorContext::stop(ctx);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::restart_backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn restart_backoff_doubles_and_caps() {
+        let delays: Vec<u64> = (0..10).map(|n| restart_backoff(n).as_millis() as u64).collect();
+        assert_eq!(delays, vec![0, 100, 200, 400, 800, 1_600, 3_200, 6_400, 10_000, 10_000]);
+        assert!(restart_backoff(u32::MAX) <= Duration::from_secs(10));
     }
 }

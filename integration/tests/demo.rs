@@ -1,0 +1,154 @@
+//! The README's main command: `x0tta6bl4 demo`. Five nodes discover each other from
+//! one bootstrap address within 10 s; the dashboard serves; Ctrl-C (SIGINT) stops
+//! every child; a SIGKILLed demo leaves no orphan either.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use x0tta6bl4_integration::{node_binary, wait_for};
+
+/// Node processes whose command line mentions `dir` (the demo's children).
+fn children_of(dir: &std::path::Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("run") && String::from_utf8_lossy(&environ).contains(&needle)
+        })
+        .collect()
+}
+
+struct Demo {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Demo {
+    fn start(nodes: usize, dir: &std::path::Path) -> Self {
+        let mut child = Command::new(node_binary())
+            .args([
+                "demo",
+                "--nodes",
+                &nodes.to_string(),
+                "--http-base-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("demo starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Collects output until a line contains `marker`.
+    fn until(&self, marker: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let done = line.contains(marker);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no '{marker}' within {timeout:?}; output so far: {seen:#?}");
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn demo_of_five_discovers_within_ten_seconds_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut demo = Demo::start(5, dir.path());
+    let output = demo.until("mesh complete", Duration::from_secs(60));
+    let urls: Vec<String> = output
+        .iter()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(urls.len(), 5, "one dashboard URL per node: {output:#?}");
+    let spawned = output.iter().position(|l| l.contains("node-4")).expect("node-4 line");
+    println!("demo output:\n{}", output[spawned..].join("\n"));
+    println!(
+        "whole demo up and complete after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    for url in &urls {
+        let peers: serde_json::Value = ureq::get(&format!("{url}api/v1/peers"))
+            .call()
+            .expect("peers")
+            .into_json()
+            .expect("json");
+        assert_eq!(
+            peers["peers"].as_array().map(Vec::len),
+            Some(4),
+            "{url} sees the other 4"
+        );
+        let page = ureq::get(url).call().expect("dashboard").into_string().expect("html");
+        assert!(page.contains("<h2>Peers</h2>"), "dashboard page served at {url}");
+    }
+    let completion = output
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("mesh complete after ")?
+                .strip_suffix(" s")?
+                .parse::<f64>()
+                .ok()
+        })
+        .expect("completion time");
+    assert!(
+        completion < 10.0,
+        "discovery took {completion} s after the last node started"
+    );
+
+    assert_eq!(children_of(dir.path()).len(), 5);
+    let pid = libc::pid_t::try_from(demo.child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let status = demo.child.wait().expect("demo exits");
+    assert!(status.success(), "Ctrl-C ends the demo cleanly: {status}");
+    assert!(children_of(dir.path()).is_empty(), "no node outlives the demo");
+}
+
+#[test]
+fn killed_demo_leaves_no_orphans() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut demo = Demo::start(3, dir.path());
+    demo.until("press Ctrl-C", Duration::from_secs(60));
+    assert_eq!(children_of(dir.path()).len(), 3);
+    demo.child.kill().expect("SIGKILL the demo");
+    let _ = demo.child.wait();
+    wait_for(Duration::from_secs(10), "children to die with the demo", || {
+        children_of(dir.path()).is_empty().then_some(())
+    });
+}
