@@ -26,6 +26,17 @@ fn data(src: PeerId, dst: PeerId, ttl: u8, id: u64) -> Bytes {
     .encode()
 }
 
+/// Installs a table with one route to `dst`.
+fn single_route(f: &Forwarder, dst: PeerId, next: PeerId, backup: Option<PeerId>) {
+    let route = Route {
+        next,
+        backup,
+        cost: 1,
+        hops: 1,
+    };
+    f.install_table(HashMap::from([(dst, route)]));
+}
+
 fn rejected(f: &Forwarder) -> u64 {
     f.counters().rejected.load(Ordering::Relaxed)
 }
@@ -60,15 +71,7 @@ async fn forwards_with_ttl_and_hops_updated_and_uses_backup_when_primary_is_gone
     let (src, dst, primary, backup) = (PeerId::random(), PeerId::random(), PeerId::random(), PeerId::random());
     let (tx, mut rx) = mpsc::channel(4);
     neighbours.insert(backup, tx);
-    f.install_table(HashMap::from([(
-        dst,
-        Route {
-            next: primary,
-            backup: Some(backup),
-            cost: 1,
-            hops: 2,
-        },
-    )]));
+    single_route(&f, dst, primary, Some(backup));
     f.on_frame(src, data(src, dst, 8, 9)).await;
     let sent = Frame::decode(rx.try_recv().expect("forwarded over the backup")).expect("valid");
     assert_eq!((sent.ttl, sent.hops, sent.id), (7, 2, 9));
@@ -80,15 +83,7 @@ async fn last_hop_ttl_expiry_is_rejected() {
     let (src, dst, next) = (PeerId::random(), PeerId::random(), PeerId::random());
     let (tx, mut rx) = mpsc::channel(4);
     neighbours.insert(next, tx);
-    f.install_table(HashMap::from([(
-        dst,
-        Route {
-            next,
-            backup: None,
-            cost: 1,
-            hops: 1,
-        },
-    )]));
+    single_route(&f, dst, next, None);
     f.on_frame(src, data(src, dst, 1, 4)).await;
     assert!(rx.try_recv().is_err(), "a frame with one hop left is not forwarded");
     assert_eq!(rejected(&f), 1);
@@ -100,15 +95,7 @@ async fn full_queue_drops_instead_of_blocking() {
     let (dst, next) = (PeerId::random(), PeerId::random());
     let (tx, _rx) = mpsc::channel(1);
     neighbours.insert(next, tx);
-    f.install_table(HashMap::from([(
-        dst,
-        Route {
-            next,
-            backup: None,
-            cost: 1,
-            hops: 1,
-        },
-    )]));
+    single_route(&f, dst, next, None);
     assert!(f.send(dst, FrameKind::Data, Bytes::from_static(b"a")).await.is_ok());
     let second = f.send(dst, FrameKind::Data, Bytes::from_static(b"b")).await;
     assert_eq!(second, Err(SendError::Rejected(RejectReason::QueueFull)));

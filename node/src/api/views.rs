@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use x0tta6bl4_actors::mesh::MeshStatus;
 use x0tta6bl4_actors::router::{GetState, RouterState};
 
 use super::error::ApiError;
@@ -17,13 +18,17 @@ async fn router_state(state: &AppState) -> Result<RouterState, ApiError> {
         .map_err(|_| ApiError::unavailable("router is restarting"))
 }
 
-/// `GET /api/v1/status`
-pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mesh = state
+async fn mesh_status(state: &AppState) -> Result<MeshStatus, ApiError> {
+    state
         .mesh
         .status()
         .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        .map_err(|e| ApiError::unavailable(e.to_string()))
+}
+
+/// `GET /api/v1/status`
+pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mesh = mesh_status(&state).await?;
     let counters = state.forwarder.counters();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "name": state.name,
@@ -59,11 +64,7 @@ struct PeerView {
 
 /// `GET /api/v1/peers`: every node known from beacons and every live neighbour.
 pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mesh = state
-        .mesh
-        .status()
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let mesh = mesh_status(&state).await?;
     let router = router_state(&state).await?;
     let mut views: Vec<PeerView> = router
         .nodes
