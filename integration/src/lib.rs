@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
 
+pub mod netns;
+
 /// The `x0tta6bl4` binary built next to the running test or bench.
 ///
 /// `X0TTA6BL4_BIN` overrides it. Panics with a clear message when it is missing,

@@ -23,6 +23,9 @@ pub struct MeshConfig {
     pub ping_interval_ms: u64,
     /// Milliseconds before a ping counts as lost.
     pub ping_timeout_ms: u64,
+    /// Pings lost in a row after which the link counts as down and is closed, so
+    /// traffic moves to the backup hop (0 = never).
+    pub ping_failures_down: u32,
     /// Largest routed frame accepted from a neighbour, in bytes.
     pub max_frame_bytes: usize,
     /// Frames queued per neighbour before the sender waits.
@@ -49,6 +52,8 @@ impl Default for MeshConfig {
             beacon_interval_ms: 1_000,
             ping_interval_ms: 1_000,
             ping_timeout_ms: 2_000,
+            // Three lost pings: a lossy link is slow, a dead one is gone.
+            ping_failures_down: 3,
             // 64 KiB payloads plus a generous header.
             max_frame_bytes: 64 * 1024 + 256,
             frame_queue: 1_024,

@@ -228,6 +228,11 @@ impl EventLoop {
                     Ok(rtt) => stats.record_success(rtt),
                     Err(_) => stats.record_failure(),
                 }
+                let limit = self.shared.config.ping_failures_down;
+                if limit > 0 && stats.failures_in_a_row() >= limit {
+                    tracing::info!(%peer, failures = limit, "pings lost, closing link");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received {
                 peer_id, info, ..

@@ -1,0 +1,399 @@
+//! Test networks made of Linux network namespaces: one namespace per host, veth
+//! pairs as point-to-point links, `tc netem` for delay, loss and rate, links that
+//! go down and up, partitions, and nodes started inside hosts.
+//!
+//! Every host also gets a management veth to the root namespace (addresses in
+//! 10.78.0.0/16) so the test can reach the node's HTTP API; namespaces have no
+//! routes between each other's management subnets, so mesh traffic only crosses
+//! the data links (10.77.0.0/16). Nothing is sent outside these namespaces.
+//!
+//! Names carry a per-run prefix (`x6<pid><n>`). Dropping a [`TestNet`] (also
+//! while unwinding from a failed assertion) stops its nodes and deletes its
+//! namespaces, which deletes their veths; [`TestNet::new`] first removes
+//! leftovers of runs whose process is gone.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use thiserror::Error;
+
+use crate::{NodeProcess, NodeSpec};
+
+/// Prefix of every namespace this module creates.
+const PREFIX: &str = "x6";
+/// Port libp2p listens on inside each host.
+pub const MESH_PORT: u16 = 4001;
+
+static NETS_CREATED: AtomicU32 = AtomicU32::new(0);
+
+/// Why a test network could not be set up.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// Not root, or `ip`/`tc` missing: the caller should skip loudly.
+    #[error("network namespaces unavailable: {0}")]
+    Unavailable(String),
+    /// A command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// A node did not start.
+    #[error(transparent)]
+    Launch(#[from] x0tta6bl4::launcher::LaunchError),
+}
+
+/// A point-to-point link between two hosts.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// First host.
+    pub a: usize,
+    /// Second host.
+    pub b: usize,
+    /// Device name (the same inside both namespaces).
+    pub dev: String,
+    /// Address of `a` on this link.
+    pub a_addr: Ipv4Addr,
+    /// Address of `b` on this link.
+    pub b_addr: Ipv4Addr,
+}
+
+impl Link {
+    /// The address `host` has on this link.
+    pub fn addr_of(&self, host: usize) -> Option<Ipv4Addr> {
+        match host {
+            h if h == self.a => Some(self.a_addr),
+            h if h == self.b => Some(self.b_addr),
+            _ => None,
+        }
+    }
+
+    /// The other end of the link, seen from `host`.
+    pub fn peer_of(&self, host: usize) -> usize {
+        if host == self.a {
+            self.b
+        } else {
+            self.a
+        }
+    }
+}
+
+/// Runs a command, turning a failure into [`NetError::Command`].
+pub fn run(program: &str, args: &[&str]) -> Result<String, NetError> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| NetError::Unavailable(format!("{program}: {e}")))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(NetError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Namespaces created by this module that still exist (any run).
+pub fn existing_namespaces() -> Vec<String> {
+    run("ip", &["netns", "list"])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(PREFIX) && n.contains('h'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes namespaces of earlier runs whose test process is gone, with anything
+/// still running inside them.
+pub fn clean_leftovers() {
+    for ns in existing_namespaces() {
+        let owner = ns
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('n').next())
+            .and_then(|pid| u32::from_str_radix(pid, 16).ok());
+        let alive = owner.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            delete_namespace(&ns);
+        }
+    }
+}
+
+fn delete_namespace(ns: &str) {
+    for pid in run("ip", &["netns", "pids", ns]).unwrap_or_default().split_whitespace() {
+        let _ = run("kill", &["-9", pid]);
+    }
+    let _ = run("ip", &["netns", "del", ns]);
+}
+
+/// A network of hosts (namespaces) and the nodes running in them.
+pub struct TestNet {
+    prefix: String,
+    hosts: Vec<String>,
+    links: Vec<Link>,
+    nodes: Vec<Option<NodeProcess>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestNet {
+    /// An empty network; fails with [`NetError::Unavailable`] without root or `ip`.
+    pub fn new() -> Result<Self, NetError> {
+        if !nix_is_root() {
+            return Err(NetError::Unavailable("not running as root".into()));
+        }
+        run("ip", &["netns", "list"])?;
+        run("tc", &["-V"]).map_err(|e| NetError::Unavailable(format!("tc: {e}")))?;
+        clean_leftovers();
+        let n = NETS_CREATED.fetch_add(1, Ordering::Relaxed);
+        Ok(Self {
+            prefix: format!("{PREFIX}{:x}n{n:x}", std::process::id()),
+            hosts: Vec::new(),
+            links: Vec::new(),
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().map_err(|e| NetError::Unavailable(e.to_string()))?,
+        })
+    }
+
+    /// Namespace name of `host`.
+    pub fn ns(&self, host: usize) -> &str {
+        &self.hosts[host]
+    }
+
+    /// Names of this network's namespaces.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.hosts.clone()
+    }
+
+    /// The links, in creation order.
+    pub fn links(&self) -> &[Link] {
+        &self.links
+    }
+
+    /// Runs `ip` inside `host`.
+    pub fn ip(&self, host: usize, args: &[&str]) -> Result<String, NetError> {
+        let mut full = vec!["-n", self.ns(host)];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Adds a host with loopback up and a management link to the root namespace.
+    pub fn add_host(&mut self) -> Result<usize, NetError> {
+        let host = self.hosts.len();
+        let ns = format!("{}h{host}", self.prefix);
+        run("ip", &["netns", "add", &ns])?;
+        self.hosts.push(ns.clone());
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        let (root_addr, ns_addr) = mgmt_addrs(host);
+        let root_dev = format!("{}m{host}", self.prefix.replace('n', ""));
+        run(
+            "ip",
+            &[
+                "link", "add", &root_dev, "type", "veth", "peer", "name", "mgmt", "netns", &ns,
+            ],
+        )?;
+        run("ip", &["addr", "add", &format!("{root_addr}/30"), "dev", &root_dev])?;
+        run("ip", &["link", "set", &root_dev, "up"])?;
+        run(
+            "ip",
+            &["-n", &ns, "addr", "add", &format!("{ns_addr}/30"), "dev", "mgmt"],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", "mgmt", "up"])?;
+        self.nodes.push(None);
+        Ok(host)
+    }
+
+    /// Adds `count` hosts.
+    pub fn add_hosts(&mut self, count: usize) -> Result<Vec<usize>, NetError> {
+        (0..count).map(|_| self.add_host()).collect()
+    }
+
+    /// Connects two hosts with a veth pair; returns the link index.
+    pub fn link(&mut self, a: usize, b: usize) -> Result<usize, NetError> {
+        let index = self.links.len();
+        let dev = format!("l{index}");
+        let (a_addr, b_addr) = link_addrs(index);
+        let (ns_a, ns_b) = (self.ns(a).to_string(), self.ns(b).to_string());
+        run(
+            "ip",
+            &[
+                "link", "add", &dev, "netns", &ns_a, "type", "veth", "peer", "name", &dev, "netns", &ns_b,
+            ],
+        )?;
+        for (ns, addr) in [(&ns_a, a_addr), (&ns_b, b_addr)] {
+            run("ip", &["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", &dev])?;
+            run("ip", &["-n", ns, "link", "set", &dev, "up"])?;
+        }
+        self.links.push(Link {
+            a,
+            b,
+            dev,
+            a_addr,
+            b_addr,
+        });
+        Ok(index)
+    }
+
+    /// Sets netem delay (ms), loss (%) and rate (e.g. "10mbit") on both ends of a link.
+    pub fn netem(&self, link: usize, delay_ms: u32, loss_pct: f64, rate: Option<&str>) -> Result<(), NetError> {
+        let l = &self.links[link];
+        let delay = format!("{delay_ms}ms");
+        let loss = format!("{loss_pct}%");
+        for host in [l.a, l.b] {
+            let mut args = vec!["-n", self.ns(host), "qdisc", "replace", "dev", &l.dev, "root", "netem"];
+            args.extend_from_slice(&["delay", &delay, "loss", &loss]);
+            if let Some(rate) = rate {
+                args.extend_from_slice(&["rate", rate]);
+            }
+            run("tc", &args)?;
+        }
+        Ok(())
+    }
+
+    /// Brings a link down (both ends) or back up.
+    pub fn set_link(&self, link: usize, up: bool) -> Result<(), NetError> {
+        let l = &self.links[link];
+        let state = if up { "up" } else { "down" };
+        for host in [l.a, l.b] {
+            self.ip(host, &["link", "set", &l.dev, state])?;
+        }
+        Ok(())
+    }
+
+    /// Cuts every link between `side` and the other hosts (or restores them);
+    /// returns the links it touched.
+    pub fn partition(&self, side: &[usize], cut: bool) -> Result<Vec<usize>, NetError> {
+        let crossing: Vec<usize> = (0..self.links.len())
+            .filter(|i| side.contains(&self.links[*i].a) != side.contains(&self.links[*i].b))
+            .collect();
+        for link in &crossing {
+            self.set_link(*link, !cut)?;
+        }
+        Ok(crossing)
+    }
+
+    /// The node spec for `host`: listens on its data-link addresses, serves HTTP on
+    /// its management address, bootstraps from its neighbours that already run.
+    pub fn node_spec(&self, host: usize) -> NodeSpec {
+        let listen: Vec<String> = self
+            .links
+            .iter()
+            .filter_map(|l| l.addr_of(host))
+            .map(|a| format!("\"/ip4/{a}/tcp/{MESH_PORT}\""))
+            .collect();
+        let bootstrap: Vec<String> = self
+            .links
+            .iter()
+            .filter(|l| l.addr_of(host).is_some())
+            .filter_map(|l| {
+                let peer = l.peer_of(host);
+                let node = self.nodes[peer].as_ref()?;
+                let addr = l.addr_of(peer)?;
+                Some(format!("\"/ip4/{addr}/tcp/{MESH_PORT}/p2p/{}\"", node.peer_id))
+            })
+            .collect();
+        let (_, http) = mgmt_addrs(host);
+        let mut spec = crate::test_spec(self.dir.path(), &format!("h{host}"))
+            .with("X0TTA6BL4_MESH__LISTEN", format!("[{}]", listen.join(",")))
+            .with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[{}]", bootstrap.join(",")));
+        spec.http = std::net::SocketAddr::from((http, 0));
+        spec.prefix = vec!["ip".into(), "netns".into(), "exec".into(), self.ns(host).into()];
+        spec
+    }
+
+    /// Starts a node in `host` from `spec` (see [`TestNet::node_spec`]).
+    pub fn start_node(&mut self, host: usize, spec: NodeSpec) -> Result<&NodeProcess, NetError> {
+        self.nodes[host] = Some(NodeProcess::spawn(spec)?);
+        Ok(self.node(host))
+    }
+
+    /// The node of `host`. Panics if none runs there.
+    pub fn node(&self, host: usize) -> &NodeProcess {
+        self.nodes[host]
+            .as_ref()
+            .unwrap_or_else(|| panic!("no node on host {host}"))
+    }
+
+    /// The node of `host`, mutably.
+    pub fn node_mut(&mut self, host: usize) -> &mut NodeProcess {
+        self.nodes[host]
+            .as_mut()
+            .unwrap_or_else(|| panic!("no node on host {host}"))
+    }
+
+    /// Host index of the node with `peer_id`.
+    pub fn host_of(&self, peer_id: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.peer_id == peer_id))
+    }
+
+    /// The link between two hosts, if any.
+    pub fn link_between(&self, a: usize, b: usize) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| (l.a == a && l.b == b) || (l.a == b && l.b == a))
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for node in self.nodes.iter_mut().flatten() {
+            node.stop();
+        }
+        for ns in &self.hosts {
+            delete_namespace(ns);
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Addresses of the two ends of data link `index` (a /30 in 10.77.0.0/16).
+fn link_addrs(index: usize) -> (Ipv4Addr, Ipv4Addr) {
+    subnet_pair(77, index)
+}
+
+/// Root-side and namespace-side management addresses of `host` (10.78.0.0/16).
+fn mgmt_addrs(host: usize) -> (Ipv4Addr, Ipv4Addr) {
+    subnet_pair(78, host)
+}
+
+fn subnet_pair(second_octet: u8, index: usize) -> (Ipv4Addr, Ipv4Addr) {
+    let base = (index * 4) as u32;
+    let net = u32::from(Ipv4Addr::new(10, second_octet, 0, 0)) + base;
+    (Ipv4Addr::from(net + 1), Ipv4Addr::from(net + 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_do_not_overlap() {
+        assert_eq!(
+            link_addrs(0),
+            (Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2))
+        );
+        assert_eq!(
+            link_addrs(64),
+            (Ipv4Addr::new(10, 77, 1, 1), Ipv4Addr::new(10, 77, 1, 2))
+        );
+        assert_eq!(
+            mgmt_addrs(1),
+            (Ipv4Addr::new(10, 78, 0, 5), Ipv4Addr::new(10, 78, 0, 6))
+        );
+    }
+}
