@@ -14,7 +14,7 @@
 
 use std::net::Ipv4Addr;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use thiserror::Error;
 
@@ -26,6 +26,9 @@ const PREFIX: &str = "x6";
 pub const MESH_PORT: u16 = 4001;
 
 static NETS_CREATED: AtomicU32 = AtomicU32::new(0);
+/// Management subnets live in the shared root namespace, so they are numbered
+/// across every network of this process (tests run in parallel).
+static MGMT_SUBNETS: AtomicUsize = AtomicUsize::new(0);
 
 /// Why a test network could not be set up.
 #[derive(Debug, Error)]
@@ -78,6 +81,20 @@ impl Link {
         } else {
             self.a
         }
+    }
+}
+
+/// A new [`TestNet`], or `None` after a loud `SKIPPED` line when namespaces are
+/// unavailable here. Under CI (`CI=true`) unavailability is a failure.
+pub fn test_net_or_skip() -> Option<TestNet> {
+    match TestNet::new() {
+        Ok(net) => Some(net),
+        Err(NetError::Unavailable(reason)) => {
+            assert!(std::env::var("CI").is_err(), "CI must run namespace tests: {reason}");
+            eprintln!("SKIPPED: {reason}; this namespace test did not run");
+            None
+        }
+        Err(other) => panic!("cannot create a test network: {other}"),
     }
 }
 
@@ -134,6 +151,7 @@ fn delete_namespace(ns: &str) {
 pub struct TestNet {
     prefix: String,
     hosts: Vec<String>,
+    mgmt: Vec<Ipv4Addr>,
     links: Vec<Link>,
     nodes: Vec<Option<NodeProcess>>,
     dir: tempfile::TempDir,
@@ -152,6 +170,7 @@ impl TestNet {
         Ok(Self {
             prefix: format!("{PREFIX}{:x}n{n:x}", std::process::id()),
             hosts: Vec::new(),
+            mgmt: Vec::new(),
             links: Vec::new(),
             nodes: Vec::new(),
             dir: tempfile::tempdir().map_err(|e| NetError::Unavailable(e.to_string()))?,
@@ -166,6 +185,15 @@ impl TestNet {
     /// Names of this network's namespaces.
     pub fn namespaces(&self) -> Vec<String> {
         self.hosts.clone()
+    }
+
+    /// Root-namespace ends of the management veths.
+    pub fn root_devices(&self) -> Vec<String> {
+        (0..self.hosts.len()).map(|h| self.root_device(h)).collect()
+    }
+
+    fn root_device(&self, host: usize) -> String {
+        format!("{}m{host}", self.prefix.replace('n', ""))
     }
 
     /// The links, in creation order.
@@ -187,8 +215,8 @@ impl TestNet {
         run("ip", &["netns", "add", &ns])?;
         self.hosts.push(ns.clone());
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        let (root_addr, ns_addr) = mgmt_addrs(host);
-        let root_dev = format!("{}m{host}", self.prefix.replace('n', ""));
+        let (root_addr, ns_addr) = mgmt_addrs(MGMT_SUBNETS.fetch_add(1, Ordering::Relaxed));
+        let root_dev = self.root_device(host);
         run(
             "ip",
             &[
@@ -202,6 +230,7 @@ impl TestNet {
             &["-n", &ns, "addr", "add", &format!("{ns_addr}/30"), "dev", "mgmt"],
         )?;
         run("ip", &["-n", &ns, "link", "set", "mgmt", "up"])?;
+        self.mgmt.push(ns_addr);
         self.nodes.push(None);
         Ok(host)
     }
@@ -295,7 +324,7 @@ impl TestNet {
                 Some(format!("\"/ip4/{addr}/tcp/{MESH_PORT}/p2p/{}\"", node.peer_id))
             })
             .collect();
-        let (_, http) = mgmt_addrs(host);
+        let http = self.mgmt[host];
         let mut spec = crate::test_spec(self.dir.path(), &format!("h{host}"))
             .with("X0TTA6BL4_MESH__LISTEN", format!("[{}]", listen.join(",")))
             .with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[{}]", bootstrap.join(",")));
@@ -344,6 +373,11 @@ impl Drop for TestNet {
         for node in self.nodes.iter_mut().flatten() {
             node.stop();
         }
+        for dev in self.root_devices() {
+            // Deleting one end removes the pair now, not when the kernel gets
+            // round to destroying the namespace.
+            let _ = run("ip", &["link", "del", "dev", &dev]);
+        }
         for ns in &self.hosts {
             delete_namespace(ns);
         }
@@ -366,9 +400,9 @@ fn link_addrs(index: usize) -> (Ipv4Addr, Ipv4Addr) {
     subnet_pair(77, index)
 }
 
-/// Root-side and namespace-side management addresses of `host` (10.78.0.0/16).
-fn mgmt_addrs(host: usize) -> (Ipv4Addr, Ipv4Addr) {
-    subnet_pair(78, host)
+/// Root-side and namespace-side addresses of management subnet `index` (10.78.0.0/16).
+fn mgmt_addrs(index: usize) -> (Ipv4Addr, Ipv4Addr) {
+    subnet_pair(78, index)
 }
 
 fn subnet_pair(second_octet: u8, index: usize) -> (Ipv4Addr, Ipv4Addr) {
