@@ -42,6 +42,88 @@ pub fn test_spec(dir: &std::path::Path, name: &str) -> NodeSpec {
         .with("X0TTA6BL4_ROUTER__INBOX_CAPACITY", "4096")
 }
 
+/// Waits until `node` has a route to every peer id in `peers`; returns the routes.
+pub fn wait_routes_to(node: &NodeProcess, peers: &[String], timeout: Duration) -> Vec<Value> {
+    wait_for(timeout, &format!("{} to route to {} peers", node.name(), peers.len()), || {
+        let routes = node.get("/api/v1/routes").ok()?["routes"].as_array()?.clone();
+        peers
+            .iter()
+            .all(|p| routes.iter().any(|r| r["destination"] == p.as_str()))
+            .then_some(routes)
+    })
+}
+
+/// The route of `node` towards `peer`, if it has one.
+pub fn route_to(node: &NodeProcess, peer: &str) -> Option<Value> {
+    node.get("/api/v1/routes").ok()?["routes"]
+        .as_array()?
+        .iter()
+        .find(|r| r["destination"] == peer)
+        .cloned()
+}
+
+/// A steady flow of routed messages from one node to another, on its own thread.
+pub struct Flow {
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<(u64, u64)>>>,
+}
+
+impl Flow {
+    /// Sends a message from the node at `api` to `to` every `every`.
+    pub fn start(api: &str, to: &str, every: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (api, to, flag) = (api.to_string(), to.to_string(), running.clone());
+        let thread = std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            while flag.load(Ordering::Relaxed) {
+                let at = unix_ms();
+                let reply = ureq::post(&format!("{api}/api/v1/messages"))
+                    .timeout(Duration::from_secs(2))
+                    .send_json(serde_json::json!({ "to": to, "text": "flow" }))
+                    .ok()
+                    .and_then(|r| r.into_json::<Value>().ok());
+                if let Some(id) = reply.and_then(|v| v["id"].as_u64()) {
+                    sent.push((id, at));
+                }
+                std::thread::sleep(every);
+            }
+            sent
+        });
+        Self {
+            running,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the flow; returns `(id, sent at Unix ms)` of every accepted message.
+    pub fn stop(mut self) -> Vec<(u64, u64)> {
+        self.running.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+/// Earliest arrival (Unix ms) at `node` of a message received after `after_ms`.
+pub fn first_arrival_after(node: &NodeProcess, after_ms: u64) -> Option<u64> {
+    node.get("/api/v1/messages").ok()?["messages"]
+        .as_array()?
+        .iter()
+        .filter_map(|m| m["received_ms"].as_u64())
+        .filter(|t| *t > after_ms)
+        .min()
+}
+
+/// Ids of every message in `node`'s inbox.
+pub fn inbox_ids(node: &NodeProcess) -> std::collections::HashSet<u64> {
+    node.get("/api/v1/messages")
+        .ok()
+        .and_then(|v| v["messages"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect()
+}
+
 /// A set of nodes in one temp dir, stopped when dropped.
 pub struct TestMesh {
     /// The nodes, in creation order.

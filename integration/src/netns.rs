@@ -1,6 +1,6 @@
 //! Test networks made of Linux network namespaces: one namespace per host, veth
-//! pairs as point-to-point links, `tc netem` for delay, loss and rate, links that
-//! go down and up, partitions, and nodes started inside hosts.
+//! pairs as point-to-point links, random loss per link (nftables), links that go
+//! down and up, partitions, and nodes started inside hosts.
 //!
 //! Every host also gets a management veth to the root namespace (addresses in
 //! 10.78.0.0/16) so the test can reach the node's HTTP API; namespaces have no
@@ -153,6 +153,7 @@ pub struct TestNet {
     hosts: Vec<String>,
     mgmt: Vec<Ipv4Addr>,
     links: Vec<Link>,
+    loss: Vec<u8>,
     nodes: Vec<Option<NodeProcess>>,
     dir: tempfile::TempDir,
 }
@@ -164,7 +165,7 @@ impl TestNet {
             return Err(NetError::Unavailable("not running as root".into()));
         }
         run("ip", &["netns", "list"])?;
-        run("tc", &["-V"]).map_err(|e| NetError::Unavailable(format!("tc: {e}")))?;
+        run("nft", &["--version"]).map_err(|e| NetError::Unavailable(format!("nft (package nftables): {e}")))?;
         clean_leftovers();
         let n = NETS_CREATED.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
@@ -172,6 +173,7 @@ impl TestNet {
             hosts: Vec::new(),
             mgmt: Vec::new(),
             links: Vec::new(),
+            loss: Vec::new(),
             nodes: Vec::new(),
             dir: tempfile::tempdir().map_err(|e| NetError::Unavailable(e.to_string()))?,
         })
@@ -232,6 +234,11 @@ impl TestNet {
         run("ip", &["-n", &ns, "link", "set", "mgmt", "up"])?;
         self.mgmt.push(ns_addr);
         self.nodes.push(None);
+        self.nft(host, &["add", "table", "inet", "x6"])?;
+        self.nft(
+            host,
+            &["add", "chain", "inet", "x6", "impair", "{ type filter hook input priority 0; policy accept; }"],
+        )?;
         Ok(host)
     }
 
@@ -263,23 +270,35 @@ impl TestNet {
             a_addr,
             b_addr,
         });
+        self.loss.push(0);
         Ok(index)
     }
 
-    /// Sets netem delay (ms), loss (%) and rate (e.g. "10mbit") on both ends of a link.
-    pub fn netem(&self, link: usize, delay_ms: u32, loss_pct: f64, rate: Option<&str>) -> Result<(), NetError> {
-        let l = &self.links[link];
-        let delay = format!("{delay_ms}ms");
-        let loss = format!("{loss_pct}%");
-        for host in [l.a, l.b] {
-            let mut args = vec!["-n", self.ns(host), "qdisc", "replace", "dev", &l.dev, "root", "netem"];
-            args.extend_from_slice(&["delay", &delay, "loss", &loss]);
-            if let Some(rate) = rate {
-                args.extend_from_slice(&["rate", rate]);
+    /// Drops `loss_pct` % of the packets arriving over `link`, at both ends, with
+    /// an nftables `numgen random` rule (this kernel has no `netem`); 100 % makes a
+    /// silent cut, where the interfaces stay up and only timeouts tell.
+    pub fn set_loss(&mut self, link: usize, loss_pct: u8) -> Result<(), NetError> {
+        self.loss[link] = loss_pct.min(100);
+        let (a, b) = (self.links[link].a, self.links[link].b);
+        for host in [a, b] {
+            self.nft(host, &["flush", "chain", "inet", "x6", "impair"])?;
+            for (i, l) in self.links.iter().enumerate() {
+                if self.loss[i] > 0 && l.addr_of(host).is_some() {
+                    let rule = match self.loss[i] {
+                        100 => format!("iifname \"{}\" drop", l.dev),
+                        pct => format!("iifname \"{}\" numgen random mod 100 < {pct} drop", l.dev),
+                    };
+                    self.nft(host, &["add", "rule", "inet", "x6", "impair", &rule])?;
+                }
             }
-            run("tc", &args)?;
         }
         Ok(())
+    }
+
+    fn nft(&self, host: usize, args: &[&str]) -> Result<String, NetError> {
+        let mut full = vec!["netns", "exec", self.ns(host), "nft"];
+        full.extend_from_slice(args);
+        run("ip", &full)
     }
 
     /// Brings a link down (both ends) or back up.
@@ -351,6 +370,26 @@ impl TestNet {
         self.nodes[host]
             .as_mut()
             .unwrap_or_else(|| panic!("no node on host {host}"))
+    }
+
+    /// Starts a node on every host, in host order, each with the extra settings
+    /// in `env` (e.g. faster pings).
+    pub fn start_all(&mut self, env: &[(&str, &str)]) -> Result<(), NetError> {
+        for host in 0..self.hosts.len() {
+            let spec = env.iter().fold(self.node_spec(host), |spec, (k, v)| spec.with(k, *v));
+            self.start_node(host, spec)?;
+        }
+        Ok(())
+    }
+
+    /// Builds a ring of `n` hosts; link `i` joins host `i` and `i + 1 (mod n)`.
+    pub fn ring(n: usize) -> Result<Self, NetError> {
+        let mut net = Self::new()?;
+        net.add_hosts(n)?;
+        for i in 0..n {
+            net.link(i, (i + 1) % n)?;
+        }
+        Ok(net)
     }
 
     /// Host index of the node with `peer_id`.

@@ -23,9 +23,11 @@ pub struct MeshConfig {
     pub ping_interval_ms: u64,
     /// Milliseconds before a ping counts as lost.
     pub ping_timeout_ms: u64,
-    /// Pings lost in a row after which the link counts as down and is closed, so
-    /// traffic moves to the backup hop (0 = never).
-    pub ping_failures_down: u32,
+    /// Milliseconds of idleness after which a keepalive goes over a frame stream.
+    pub keepalive_interval_ms: u64,
+    /// A neighbour silent this long (no frame, no keepalive) is closed, so traffic
+    /// moves to the backup hop. Catches silent failures that TCP would sit on.
+    pub link_timeout_ms: u64,
     /// Largest routed frame accepted from a neighbour, in bytes.
     pub max_frame_bytes: usize,
     /// Frames queued per neighbour before the sender waits.
@@ -52,8 +54,9 @@ impl Default for MeshConfig {
             beacon_interval_ms: 1_000,
             ping_interval_ms: 1_000,
             ping_timeout_ms: 2_000,
-            // Three lost pings: a lossy link is slow, a dead one is gone.
-            ping_failures_down: 3,
+            keepalive_interval_ms: 250,
+            // Six keepalives missed: a slow link survives, a dead one goes in 1.5 s.
+            link_timeout_ms: 1_500,
             // 64 KiB payloads plus a generous header.
             max_frame_bytes: 64 * 1024 + 256,
             frame_queue: 1_024,

@@ -75,6 +75,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         .map_err(|e| MeshError::Transport(e.to_string()))?;
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
+    let mut liveness_timer = tokio::time::interval(Duration::from_millis(config.keepalive_interval_ms.max(10)));
 
     loop {
         tokio::select! {
@@ -84,9 +85,11 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 None => return Ok(()),
             },
             Some((peer, stream)) = incoming.next() => {
-                tokio::spawn(read_frames(peer, stream, shared.frames.clone(), config.max_frame_bytes));
+                let heard = shared.neighbours.liveness(&peer);
+                tokio::spawn(read_frames(peer, stream, shared.frames.clone(), heard, config.max_frame_bytes));
             }
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
+            _ = liveness_timer.tick() => event_loop.close_silent_links(),
             _ = kad_timer.tick() => {
                 // Refreshes the routing table; "no known peers" just means we are alone.
                 if let Some(kad) = event_loop.swarm.behaviour_mut().kad.as_mut() {
@@ -228,11 +231,6 @@ impl EventLoop {
                     Ok(rtt) => stats.record_success(rtt),
                     Err(_) => stats.record_failure(),
                 }
-                let limit = self.shared.config.ping_failures_down;
-                if limit > 0 && stats.failures_in_a_row() >= limit {
-                    tracing::info!(%peer, failures = limit, "pings lost, closing link");
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received {
                 peer_id, info, ..
@@ -252,7 +250,8 @@ impl EventLoop {
         let (tx, rx) = mpsc::channel(self.shared.config.frame_queue.max(1));
         self.shared.neighbours.insert(peer, tx);
         let control = self.swarm.behaviour().streams.new_control();
-        tokio::spawn(write_frames(peer, control, rx));
+        let keepalive = Duration::from_millis(self.shared.config.keepalive_interval_ms.max(10));
+        tokio::spawn(write_frames(peer, control, rx, keepalive));
         m::peers_connected(self.shared.neighbours.len());
         self.notify_links();
     }
@@ -321,6 +320,15 @@ impl EventLoop {
             self.dial_peer(beacon.peer, beacon.addrs.clone());
         }
         self.notify(MeshEvent::Beacon(beacon));
+    }
+
+    /// Closes links whose neighbour has been silent past `link_timeout_ms`.
+    fn close_silent_links(&mut self) {
+        let timeout = Duration::from_millis(self.shared.config.link_timeout_ms);
+        for peer in self.shared.neighbours.silent_for(timeout) {
+            tracing::info!(%peer, ?timeout, "neighbour silent, closing link");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
     fn on_beacon_tick(&mut self) {

@@ -13,7 +13,6 @@ const RTT_ALPHA: f64 = 0.3;
 pub struct LinkStats {
     rtt_ms: Option<f64>,
     outcomes: VecDeque<bool>,
-    failures_in_a_row: u32,
 }
 
 impl LinkStats {
@@ -24,20 +23,14 @@ impl LinkStats {
             Some(avg) => avg + RTT_ALPHA * (sample - avg),
             None => sample,
         });
-        self.failures_in_a_row = 0;
         self.push(true);
     }
 
     /// Records a ping that timed out or failed.
     pub fn record_failure(&mut self) {
-        self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
         self.push(false);
     }
 
-    /// Pings lost since the last one that came back.
-    pub fn failures_in_a_row(&self) -> u32 {
-        self.failures_in_a_row
-    }
 
     fn push(&mut self, ok: bool) {
         if self.outcomes.len() == LOSS_WINDOW {
@@ -75,14 +68,10 @@ mod tests {
             stats.record_success(Duration::from_millis(2));
         }
         assert!((stats.loss() - 0.4).abs() < 1e-9);
-        assert_eq!(stats.failures_in_a_row(), 0);
         for _ in 0..4 {
             stats.record_success(Duration::from_millis(2));
         }
         assert_eq!(stats.loss(), 0.0);
         assert!((stats.rtt_ms() - 2.0).abs() < 1e-9);
-        stats.record_failure();
-        stats.record_failure();
-        assert_eq!(stats.failures_in_a_row(), 2);
     }
 }

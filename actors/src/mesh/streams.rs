@@ -2,8 +2,9 @@
 //!
 //! Each side opens one outbound stream per neighbour (protocol [`FRAME_PROTOCOL`])
 //! and writes length-delimited frames (`u32` big-endian length, then the frame).
-//! Inbound streams are read by one task each, which hands every frame to the
-//! [`FrameHandler`] (the router's data plane).
+//! An idle writer sends a keepalive (a zero-length frame) every keepalive interval.
+//! Inbound streams are read by one task each, which stamps the neighbour's
+//! [`Liveness`] and hands every frame to the [`FrameHandler`] (the router's data plane).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
+use super::neighbours::Liveness;
 use crate::router::frame::RejectReason;
 
 /// Protocol of routed frame streams.
@@ -33,7 +35,12 @@ pub trait FrameHandler: Send + Sync + 'static {
 
 /// Writes frames queued for `peer` to an outbound stream, reopening it when it breaks.
 /// Ends when the queue is closed (the neighbour disconnected).
-pub async fn write_frames(peer: PeerId, mut control: libp2p_stream::Control, mut queue: mpsc::Receiver<Bytes>) {
+pub async fn write_frames(
+    peer: PeerId,
+    mut control: libp2p_stream::Control,
+    mut queue: mpsc::Receiver<Bytes>,
+    keepalive: Duration,
+) {
     let mut failures = 0;
     loop {
         let stream = match control.open_stream(peer, FRAME_PROTOCOL).await {
@@ -49,7 +56,7 @@ pub async fn write_frames(peer: PeerId, mut control: libp2p_stream::Control, mut
             }
         };
         failures = 0;
-        match pump(stream, &mut queue).await {
+        match pump(stream, &mut queue, keepalive).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::debug!(%peer, %error, "frame stream broke, reopening");
@@ -59,10 +66,19 @@ pub async fn write_frames(peer: PeerId, mut control: libp2p_stream::Control, mut
     }
 }
 
-/// Copies frames from the queue to the stream, flushing whenever the queue runs dry.
-async fn pump(stream: Stream, queue: &mut mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+/// Copies frames from the queue to the stream, flushing whenever the queue runs
+/// dry, and sending a keepalive when it stays empty for `keepalive`.
+async fn pump(stream: Stream, queue: &mut mpsc::Receiver<Bytes>, keepalive: Duration) -> std::io::Result<()> {
     let mut writer = BufWriter::with_capacity(64 * 1024, stream);
-    while let Some(frame) = queue.recv().await {
+    // The first keepalive tells the reader at once that the stream is up.
+    write_one(&mut writer, &[]).await?;
+    writer.flush().await?;
+    loop {
+        let frame = match tokio::time::timeout(keepalive, queue.recv()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => Bytes::new(),
+        };
         write_one(&mut writer, &frame).await?;
         while let Ok(frame) = queue.try_recv() {
             write_one(&mut writer, &frame).await?;
@@ -79,14 +95,25 @@ async fn write_one(writer: &mut BufWriter<Stream>, frame: &[u8]) -> std::io::Res
 }
 
 /// Reads frames from an inbound stream of `peer` until it closes or misbehaves.
-pub async fn read_frames(peer: PeerId, stream: Stream, handler: Arc<dyn FrameHandler>, max_frame: usize) {
+pub async fn read_frames(
+    peer: PeerId,
+    stream: Stream,
+    handler: Arc<dyn FrameHandler>,
+    heard: Arc<Liveness>,
+    max_frame: usize,
+) {
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut len_buf = [0u8; 4];
     loop {
         if reader.read_exact(&mut len_buf).await.is_err() {
             return;
         }
+        heard.heard();
         let len = u32::from_be_bytes(len_buf) as usize;
+        if len == 0 {
+            // Keepalive.
+            continue;
+        }
         if len > max_frame {
             // Skip it without buffering: the stream stays in sync and the frames
             // behind it still arrive. Skipping costs the sender bandwidth, not us memory.
