@@ -44,13 +44,17 @@ pub fn test_spec(dir: &std::path::Path, name: &str) -> NodeSpec {
 
 /// Waits until `node` has a route to every peer id in `peers`; returns the routes.
 pub fn wait_routes_to(node: &NodeProcess, peers: &[String], timeout: Duration) -> Vec<Value> {
-    wait_for(timeout, &format!("{} to route to {} peers", node.name(), peers.len()), || {
-        let routes = node.get("/api/v1/routes").ok()?["routes"].as_array()?.clone();
-        peers
-            .iter()
-            .all(|p| routes.iter().any(|r| r["destination"] == p.as_str()))
-            .then_some(routes)
-    })
+    wait_for(
+        timeout,
+        &format!("{} to route to {} peers", node.name(), peers.len()),
+        || {
+            let routes = node.get("/api/v1/routes").ok()?["routes"].as_array()?.clone();
+            peers
+                .iter()
+                .all(|p| routes.iter().any(|r| r["destination"] == p.as_str()))
+                .then_some(routes)
+        },
+    )
 }
 
 /// The route of `node` towards `peer`, if it has one.

@@ -237,7 +237,14 @@ impl TestNet {
         self.nft(host, &["add", "table", "inet", "x6"])?;
         self.nft(
             host,
-            &["add", "chain", "inet", "x6", "impair", "{ type filter hook input priority 0; policy accept; }"],
+            &[
+                "add",
+                "chain",
+                "inet",
+                "x6",
+                "impair",
+                "{ type filter hook input priority 0; policy accept; }",
+            ],
         )?;
         Ok(host)
     }

@@ -37,10 +37,16 @@ fn a_failing_test_leaves_nothing_behind() {
     .join();
     assert!(outcome.is_err(), "the inner test failed");
 
-    let left: Vec<String> = existing_namespaces().into_iter().filter(|n| namespaces.contains(n)).collect();
+    let left: Vec<String> = existing_namespaces()
+        .into_iter()
+        .filter(|n| namespaces.contains(n))
+        .collect();
     assert!(left.is_empty(), "namespaces left behind: {left:?}");
     for dev in &devices {
-        assert!(run("ip", &["link", "show", "dev", dev]).is_err(), "veth {dev} left behind");
+        assert!(
+            run("ip", &["link", "show", "dev", dev]).is_err(),
+            "veth {dev} left behind"
+        );
     }
     wait_for(Duration::from_secs(5), "node processes to exit", || {
         pids.iter().all(|p| !alive(*p)).then_some(())
@@ -64,5 +70,8 @@ fn nodes_route_over_a_veth_line() {
     assert_eq!(echo["hops"], 2);
     let status = net.node(0).get("/api/v1/status").expect("status");
     let addrs = status["listen_addrs"].to_string();
-    assert!(addrs.contains("10.77.0.1") && !addrs.contains("127.0.0.1"), "listens on its link only: {addrs}");
+    assert!(
+        addrs.contains("10.77.0.1") && !addrs.contains("127.0.0.1"),
+        "listens on its link only: {addrs}"
+    );
 }

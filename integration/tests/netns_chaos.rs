@@ -17,6 +17,13 @@ const FAST_FAILOVER: &[(&str, &str)] = &[
     ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "300"),
 ];
 
+/// The scenarios measure timing on two cores: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn peers(net: &TestNet, hosts: impl IntoIterator<Item = usize>) -> Vec<String> {
     hosts.into_iter().map(|h| net.node(h).peer_id.clone()).collect()
 }
@@ -33,6 +40,7 @@ fn ring_of_six() -> Option<TestNet> {
 
 #[test]
 fn twenty_nodes_in_a_random_mesh_route_between_all_pairs() {
+    let _serial = serial();
     let Some(mut net) = test_net_or_skip() else { return };
     let n = 20;
     net.add_hosts(n).expect("hosts");
@@ -52,13 +60,29 @@ fn twenty_nodes_in_a_random_mesh_route_between_all_pairs() {
     }
     net.start_all(&[]).expect("20 nodes start");
     let started = Instant::now();
-    let everyone = peers(&net, 0..n);
-    for host in 0..n {
-        let others: Vec<String> = everyone.iter().filter(|p| **p != net.node(host).peer_id).cloned().collect();
-        wait_routes_to(net.node(host), &others, Duration::from_secs(60));
-    }
+    let mut last = String::new();
+    wait_for(Duration::from_secs(60), "full routes on all 20 nodes", || {
+        let counts: Vec<usize> = (0..n)
+            .map(|h| {
+                net.node(h)
+                    .get("/api/v1/routes")
+                    .ok()
+                    .and_then(|r| r["routes"].as_array().map(Vec::len))
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = format!("routes per node after {:?}: {counts:?}", started.elapsed());
+        if line[line.find(':').unwrap_or(0)..] != last[last.find(':').unwrap_or(0)..] {
+            println!("{line}");
+            last = line;
+        }
+        counts.iter().all(|c| *c == n - 1).then_some(())
+    });
     let converged = started.elapsed();
-    println!("20 nodes, {} links: full routes everywhere after {converged:?}", edges.len());
+    println!(
+        "20 nodes, {} links: full routes everywhere after {converged:?}",
+        edges.len()
+    );
     assert!(converged < Duration::from_secs(30), "convergence took {converged:?}");
 
     let mut expected: Vec<(usize, u64)> = Vec::new();
@@ -71,7 +95,10 @@ fn twenty_nodes_in_a_random_mesh_route_between_all_pairs() {
         };
         let reply = net
             .node(from)
-            .post("/api/v1/messages", &json!({ "to": net.node(to).peer_id, "text": format!("pair {i}") }))
+            .post(
+                "/api/v1/messages",
+                &json!({ "to": net.node(to).peer_id, "text": format!("pair {i}") }),
+            )
             .expect("send");
         expected.push((to, reply["id"].as_u64().expect("id")));
     }
@@ -85,6 +112,7 @@ fn twenty_nodes_in_a_random_mesh_route_between_all_pairs() {
 
 #[test]
 fn silently_cut_active_link_moves_traffic_to_the_other_path() {
+    let _serial = serial();
     let Some(mut net) = ring_of_six() else { return };
     // A=0 reaches C=2 over B=1 (2 hops); the other way round is 4 hops.
     let c = net.node(2).peer_id.clone();
@@ -107,13 +135,21 @@ fn silently_cut_active_link_moves_traffic_to_the_other_path() {
     let sent = flow.stop();
     let delivered = inbox_ids(net.node(2));
     // The outage is the longest stretch of send times whose messages were lost.
-    let arrived: Vec<u64> = sent.iter().filter(|(id, _)| delivered.contains(id)).map(|(_, at)| *at).collect();
+    let arrived: Vec<u64> = sent
+        .iter()
+        .filter(|(id, _)| delivered.contains(id))
+        .map(|(_, at)| *at)
+        .collect();
     let (last_before, resumed) = arrived
         .windows(2)
         .map(|w| (w[0], w[1]))
         .max_by_key(|(a, b)| b - a)
         .expect("messages arrived");
-    let lost: Vec<u64> = sent.iter().filter(|(id, _)| !delivered.contains(id)).map(|(_, at)| *at).collect();
+    let lost: Vec<u64> = sent
+        .iter()
+        .filter(|(id, _)| !delivered.contains(id))
+        .map(|(_, at)| *at)
+        .collect();
     println!(
         "silent link cut: outage {} ms (messages sent from {} ms to {} ms after the cut were lost: {} of {})",
         resumed - last_before,
@@ -123,17 +159,23 @@ fn silently_cut_active_link_moves_traffic_to_the_other_path() {
         sent.len()
     );
     assert!(last_before + 50 >= cut_at, "the outage starts at the cut");
-    assert!(lost.iter().all(|at| *at > last_before && *at < resumed), "only messages sent during the outage are lost");
+    assert!(
+        lost.iter().all(|at| *at > last_before && *at < resumed),
+        "only messages sent during the outage are lost"
+    );
     let late = sent.iter().filter(|(_, at)| *at > resumed).count();
     assert!(late > 50, "the flow continued over the other path ({late} messages)");
 }
 
 #[test]
 fn killed_transit_node_restarts_and_rejoins_with_the_same_peer_id() {
+    let _serial = serial();
     let Some(mut net) = ring_of_six() else { return };
     let d = net.node(3).peer_id.clone();
     let route = route_to(net.node(0), &d).expect("route to D");
-    let transit = net.host_of(route["next_hop"].as_str().expect("next hop")).expect("host");
+    let transit = net
+        .host_of(route["next_hop"].as_str().expect("next hop"))
+        .expect("host");
     let transit_peer = net.node(transit).peer_id.clone();
     let spec = net.node(transit).spec().clone();
 
@@ -143,7 +185,10 @@ fn killed_transit_node_restarts_and_rejoins_with_the_same_peer_id() {
     let resumed = wait_for(Duration::from_secs(15), "delivery around the dead node", || {
         first_arrival_after(net.node(3), killed_at)
     });
-    println!("SIGKILL of transit node: delivery resumed after {} ms", resumed - killed_at);
+    println!(
+        "SIGKILL of transit node: delivery resumed after {} ms",
+        resumed - killed_at
+    );
     flow.stop();
 
     let restarted = net.start_node(transit, spec).expect("restart");
@@ -164,13 +209,17 @@ fn killed_transit_node_restarts_and_rejoins_with_the_same_peer_id() {
 
 #[test]
 fn partition_keeps_each_side_routing_and_heal_restores_full_routes() {
+    let _serial = serial();
     let Some(net) = ring_of_six() else { return };
     let (left, right) = ([0, 1, 2], [3, 4, 5]);
     let cut = net.partition(&left, true).expect("partition");
     assert_eq!(cut.len(), 2, "a ring splits at two links");
     let right_peers = peers(&net, right);
     wait_for(Duration::from_secs(20), "the other half to leave A's routes", || {
-        right_peers.iter().all(|p| route_to(net.node(0), p).is_none()).then_some(())
+        right_peers
+            .iter()
+            .all(|p| route_to(net.node(0), p).is_none())
+            .then_some(())
     });
     let echo = net
         .node(0)
@@ -194,6 +243,7 @@ fn partition_keeps_each_side_routing_and_heal_restores_full_routes() {
 
 #[test]
 fn lossy_link_loses_to_a_clean_path() {
+    let _serial = serial();
     let Some(mut net) = test_net_or_skip() else { return };
     // A=0 reaches B=1 directly over a link losing 30 % of packets each way, or
     // through C=2 over clean links. (Delay cannot be emulated here: this kernel
@@ -203,8 +253,11 @@ fn lossy_link_loses_to_a_clean_path() {
     net.link(0, 2).expect("link");
     net.link(2, 1).expect("link");
     net.set_loss(lossy, 30).expect("loss");
-    net.start_all(&[("X0TTA6BL4_MESH__PING_TIMEOUT_MS", "500"), ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "10000")])
-        .expect("nodes start");
+    net.start_all(&[
+        ("X0TTA6BL4_MESH__PING_TIMEOUT_MS", "500"),
+        ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "10000"),
+    ])
+    .expect("nodes start");
     let (b, c) = (net.node(1).peer_id.clone(), net.node(2).peer_id.clone());
     let route = wait_for(Duration::from_secs(45), "A to route B through C", || {
         let route = route_to(net.node(0), &b)?;
@@ -215,6 +268,9 @@ fn lossy_link_loses_to_a_clean_path() {
             .clone();
         (route["next_hop"] == c.as_str() && link["loss"].as_f64()? > 0.0).then_some((route, link))
     });
-    println!("A routes B via C ({}) while the direct link measures {}", route.0, route.1);
+    println!(
+        "A routes B via C ({}) while the direct link measures {}",
+        route.0, route.1
+    );
     assert_eq!(route.0["hops"], 2);
 }

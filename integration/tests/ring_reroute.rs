@@ -11,7 +11,9 @@ fn killing_the_next_hop_reroutes_over_the_other_side() {
     let route = mesh.wait_route_where(0, 3, Duration::from_secs(20), "3 hops and a backup", |r| {
         r["hops"] == 3 && r["backup"].is_string()
     });
-    let victim = mesh.index_of(route["next_hop"].as_str().expect("next hop")).expect("known node");
+    let victim = mesh
+        .index_of(route["next_hop"].as_str().expect("next hop"))
+        .expect("known node");
     assert!(victim == 1 || victim == 5, "A's next hop towards D is a ring neighbour");
     let other_side = if victim == 1 { 5 } else { 1 };
 

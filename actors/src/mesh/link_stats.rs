@@ -31,7 +31,6 @@ impl LinkStats {
         self.push(false);
     }
 
-
     fn push(&mut self, ok: bool) {
         if self.outcomes.len() == LOSS_WINDOW {
             self.outcomes.pop_front();

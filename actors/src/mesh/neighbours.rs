@@ -69,7 +69,11 @@ impl Neighbours {
 
     /// The liveness stamp of `peer` (a detached one if it is not a neighbour).
     pub fn liveness(&self, peer: &PeerId) -> Arc<Liveness> {
-        self.entries.read().get(peer).map(|n| n.liveness.clone()).unwrap_or_default()
+        self.entries
+            .read()
+            .get(peer)
+            .map(|n| n.liveness.clone())
+            .unwrap_or_default()
     }
 
     /// Neighbours not heard from within `timeout`.
