@@ -8,6 +8,7 @@ use serde_json::Value;
 pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
 
 pub mod netns;
+pub mod outage;
 
 /// The `x0tta6bl4` binary built next to the running test or bench.
 ///

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use x0tta6bl4_integration::netns::{test_net_or_skip, TestNet};
+use x0tta6bl4_integration::outage::outage_after;
 use x0tta6bl4_integration::{first_arrival_after, inbox_ids, route_to, unix_ms, wait_for, wait_routes_to, Flow};
 
 /// Fast link-failure detection: keepalives every 50 ms, a link silent for
@@ -134,35 +135,18 @@ fn silently_cut_active_link_moves_traffic_to_the_other_path() {
     std::thread::sleep(Duration::from_millis(1_000));
     let sent = flow.stop();
     let delivered = inbox_ids(net.node(2));
-    // The outage is the longest stretch of send times whose messages were lost.
-    let arrived: Vec<u64> = sent
-        .iter()
-        .filter(|(id, _)| delivered.contains(id))
-        .map(|(_, at)| *at)
-        .collect();
-    let (last_before, resumed) = arrived
-        .windows(2)
-        .map(|w| (w[0], w[1]))
-        .max_by_key(|(a, b)| b - a)
-        .expect("messages arrived");
-    let lost: Vec<u64> = sent
-        .iter()
-        .filter(|(id, _)| !delivered.contains(id))
-        .map(|(_, at)| *at)
-        .collect();
+    let probes: Vec<(u64, bool)> = sent.iter().map(|(id, at)| (*at, delivered.contains(id))).collect();
+    let outage = outage_after(&probes, cut_at).expect("delivery resumed");
+    let lost = probes.iter().filter(|(_, ok)| !ok).count();
     println!(
-        "silent link cut: outage {} ms (messages sent from {} ms to {} ms after the cut were lost: {} of {})",
-        resumed - last_before,
-        last_before.saturating_sub(cut_at),
-        resumed - cut_at,
-        lost.len(),
-        sent.len()
+        "silent link cut: outage {} ms, {} messages lost ({lost} of {} overall)",
+        outage.duration_ms(),
+        outage.lost,
+        probes.len()
     );
-    assert!(last_before + 50 >= cut_at, "the outage starts at the cut");
-    assert!(
-        lost.iter().all(|at| *at > last_before && *at < resumed),
-        "only messages sent during the outage are lost"
-    );
+    assert!(outage.last_before_ms + 50 >= cut_at, "the outage starts at the cut");
+    assert_eq!(outage.lost, lost, "only messages sent during the outage are lost");
+    let resumed = outage.resumed_ms;
     let late = sent.iter().filter(|(_, at)| *at > resumed).count();
     assert!(late > 50, "the flow continued over the other path ({late} messages)");
 }

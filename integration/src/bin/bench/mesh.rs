@@ -1,34 +1,12 @@
-//! Benchmarks of real node processes on loopback. Prints a table and ends with
-//! one JSON line. Not a test: figures are read by people and compared as ratios.
-//!
-//! ```text
-//! cargo build --release --workspace
-//! cargo run --release -p x0tta6bl4-integration --bin bench -- mesh [--quick]
-//! ```
+//! `bench mesh`: routed throughput and latency over loopback, RSS per node.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use x0tta6bl4_integration::{node_binary, rss_bytes, wait_for, TestMesh};
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let scenario = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .map_or("mesh", String::as_str);
-    match scenario {
-        "mesh" => mesh(quick),
-        other => {
-            eprintln!("unknown scenario '{other}'; available: mesh");
-            std::process::exit(2);
-        }
-    }
-}
-
 /// Throughput and latency of routed 1 KiB messages over 1 and 3 hops, RSS per node.
-fn mesh(quick: bool) {
+pub fn run(quick: bool) {
     let probes: u64 = if quick { 2_000 } else { 50_000 };
     let pings = if quick { 50 } else { 500 };
     eprintln!("node binary: {}", node_binary().display());

@@ -1,0 +1,26 @@
+//! Benchmarks of real node processes. Each scenario prints a table and ends with
+//! one JSON line. Not tests: figures are read by people and compared as ratios
+//! measured in one run.
+//!
+//! ```text
+//! cargo build --release --workspace
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- mesh [--quick]
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- reroute [--quick]   # root: namespaces
+//! ```
+
+mod mesh;
+mod peers;
+mod reroute;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    match args.iter().find(|a| !a.starts_with("--")).map(String::as_str) {
+        Some("mesh") | None => mesh::run(quick),
+        Some("reroute") => reroute::run(quick),
+        Some(other) => {
+            eprintln!("unknown scenario '{other}'; available: mesh, reroute");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The reference systems of `bench reroute`: Yggdrasil 0.4.7 and babeld 1.12 from
+//! Debian's packages, run on the same namespace ring, probed with ICMP ping.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use x0tta6bl4_integration::netns::TestNet;
+use x0tta6bl4_integration::{unix_ms, wait_for};
+
+use crate::reroute::{Overlay, PROBE_EVERY};
+
+/// Kills and reaps helper daemons when the overlay is dropped.
+#[derive(Default)]
+struct Daemons(Vec<Child>);
+
+impl Daemons {
+    fn spawn(&mut self, ns: &str, program: &str, args: &[&str]) -> Result<(), String> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        self.0.push(child);
+        Ok(())
+    }
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn installed(program: &str) -> Result<(), String> {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| ())
+        .ok_or_else(|| format!("{program} is not installed"))
+}
+
+/// Pings `dst` from host 0 every [`PROBE_EVERY`] around a cut; `(send time, answered)` per probe.
+fn ping_probe(
+    net: &mut TestNet,
+    dst: &str,
+    source: Option<&str>,
+    cut_after: Duration,
+    then: Duration,
+    cut: &mut dyn FnMut(&mut TestNet),
+) -> Vec<(u64, bool)> {
+    let interval = format!("{:.3}", PROBE_EVERY.as_secs_f64());
+    let mut args = vec!["netns", "exec", net.ns(0), "ping", "-n", "-i", &interval, "-W", "1"];
+    if let Some(source) = source {
+        args.extend_from_slice(&["-I", source]);
+    }
+    args.push(dst);
+    let started = unix_ms();
+    let mut ping = Command::new("ip")
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping starts");
+    let stdout = ping.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| {
+                l.split("icmp_seq=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .collect::<std::collections::HashSet<u64>>()
+    });
+    std::thread::sleep(cut_after);
+    cut(net);
+    std::thread::sleep(then);
+    let stopped = unix_ms();
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let answered = reader.join().unwrap_or_default();
+    let step = PROBE_EVERY.as_millis() as u64;
+    // Probes whose answer could not have come back before the stop are left out.
+    let sent = (stopped.saturating_sub(started + 1_000)) / step;
+    (1..=sent)
+        .map(|seq| (started + (seq - 1) * step, answered.contains(&seq)))
+        .collect()
+}
+
+fn ping_once(net: &TestNet, dst: &str, source: Option<&str>) -> bool {
+    let mut args = vec!["netns", "exec", net.ns(0), "ping", "-n", "-c", "1", "-W", "1"];
+    if let Some(source) = source {
+        args.extend_from_slice(&["-I", source]);
+    }
+    args.push(dst);
+    Command::new("ip")
+        .args(&args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Yggdrasil: each host peers over TCP with its ring neighbours' link addresses.
+#[derive(Default)]
+pub struct Yggdrasil {
+    daemons: Daemons,
+    dst: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Overlay for Yggdrasil {
+    fn name(&self) -> &'static str {
+        "yggdrasil"
+    }
+
+    fn start(&mut self, net: &mut TestNet) -> Result<(), String> {
+        installed("yggdrasil")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        for host in 0..net.namespaces().len() {
+            let generated = Command::new("yggdrasil")
+                .args(["-genconf", "-json"])
+                .output()
+                .map_err(|e| format!("yggdrasil -genconf: {e}"))?;
+            let mut config: Value = serde_json::from_slice(&generated.stdout).map_err(|e| e.to_string())?;
+            let peers: Vec<String> = net
+                .links()
+                .iter()
+                .filter(|l| l.addr_of(host).is_some())
+                .filter_map(|l| l.addr_of(l.peer_of(host)))
+                .map(|a| format!("tcp://{a}:9001"))
+                .collect();
+            config["Peers"] = serde_json::json!(peers);
+            config["Listen"] = serde_json::json!(["tcp://0.0.0.0:9001"]);
+            config["MulticastInterfaces"] = serde_json::json!([]);
+            config["AdminListen"] = serde_json::json!("none");
+            config["IfName"] = serde_json::json!("ygg0");
+            let path = dir.path().join(format!("h{host}.json"));
+            std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
+            let path = path.to_string_lossy().to_string();
+            if host == 3 {
+                let out = Command::new("yggdrasil")
+                    .args(["-useconffile", &path, "-address"])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                self.dst = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            }
+            let ns = net.ns(host).to_string();
+            self.daemons
+                .spawn(&ns, "yggdrasil", &["-useconffile", &path, "-logto", "/dev/null"])?;
+        }
+        self.dir = Some(dir);
+        Ok(())
+    }
+
+    fn wait_ready(&self, net: &TestNet) {
+        wait_for(Duration::from_secs(60), "yggdrasil path 0 -> 3", || {
+            ping_once(net, &self.dst, None).then_some(())
+        });
+    }
+
+    fn probe(
+        &self,
+        net: &mut TestNet,
+        cut_after: Duration,
+        then: Duration,
+        cut: &mut dyn FnMut(&mut TestNet),
+    ) -> Vec<(u64, bool)> {
+        ping_probe(net, &self.dst, None, cut_after, then, cut)
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+/// babeld: each host announces a /32 on its loopback and forwards IPv4.
+#[derive(Default)]
+pub struct Babel {
+    daemons: Daemons,
+    dir: Option<tempfile::TempDir>,
+}
+
+/// Loopback address babeld announces for `host`.
+fn babel_addr(host: usize) -> String {
+    format!("10.79.0.{}", host + 1)
+}
+
+impl Overlay for Babel {
+    fn name(&self) -> &'static str {
+        "babeld"
+    }
+
+    fn start(&mut self, net: &mut TestNet) -> Result<(), String> {
+        installed("babeld")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let config = dir.path().join("babeld.conf");
+        std::fs::write(
+            &config,
+            "redistribute local ip 10.79.0.0/16 ge 32 allow\nredistribute local deny\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let config = config.to_string_lossy().to_string();
+        for host in 0..net.namespaces().len() {
+            let ns = net.ns(host).to_string();
+            let sysctl = Command::new("ip")
+                .args(["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+                .status();
+            if !sysctl.is_ok_and(|s| s.success()) {
+                return Err("cannot enable forwarding".into());
+            }
+            net.ip(host, &["addr", "add", &format!("{}/32", babel_addr(host)), "dev", "lo"])
+                .map_err(|e| e.to_string())?;
+            let devices: Vec<String> = net
+                .links()
+                .iter()
+                .filter(|l| l.addr_of(host).is_some())
+                .map(|l| l.dev.clone())
+                .collect();
+            let state = dir.path().join(format!("h{host}.state")).to_string_lossy().to_string();
+            let pid = dir.path().join(format!("h{host}.pid")).to_string_lossy().to_string();
+            let mut args = vec!["-c", &config, "-S", &state, "-I", &pid];
+            args.extend(devices.iter().map(String::as_str));
+            self.daemons.spawn(&ns, "babeld", &args)?;
+        }
+        self.dir = Some(dir);
+        Ok(())
+    }
+
+    fn wait_ready(&self, net: &TestNet) {
+        let src = babel_addr(0);
+        wait_for(Duration::from_secs(90), "babel route 0 -> 3", || {
+            ping_once(net, &babel_addr(3), Some(&src)).then_some(())
+        });
+    }
+
+    fn probe(
+        &self,
+        net: &mut TestNet,
+        cut_after: Duration,
+        then: Duration,
+        cut: &mut dyn FnMut(&mut TestNet),
+    ) -> Vec<(u64, bool)> {
+        ping_probe(net, &babel_addr(3), Some(&babel_addr(0)), cut_after, then, cut)
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
