@@ -76,6 +76,15 @@ pub struct Flow {
 impl Flow {
     /// Sends a message from the node at `api` to `to` every `every`.
     pub fn start(api: &str, to: &str, every: Duration) -> Self {
+        Self::start_with(api, to, every, false)
+    }
+
+    /// Like [`Flow::start`], with reliable (acknowledged, retransmitted) messages.
+    pub fn reliable(api: &str, to: &str, every: Duration) -> Self {
+        Self::start_with(api, to, every, true)
+    }
+
+    fn start_with(api: &str, to: &str, every: Duration, reliable: bool) -> Self {
         use std::sync::atomic::Ordering;
         let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (api, to, flag) = (api.to_string(), to.to_string(), running.clone());
@@ -85,7 +94,7 @@ impl Flow {
                 let at = unix_ms();
                 let reply = ureq::post(&format!("{api}/api/v1/messages"))
                     .timeout(Duration::from_secs(2))
-                    .send_json(serde_json::json!({ "to": to, "text": "flow" }))
+                    .send_json(serde_json::json!({ "to": to, "text": "flow", "reliable": reliable }))
                     .ok()
                     .and_then(|r| r.into_json::<Value>().ok());
                 if let Some(id) = reply.and_then(|v| v["id"].as_u64()) {

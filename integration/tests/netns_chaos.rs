@@ -124,6 +124,7 @@ fn silently_cut_active_link_moves_traffic_to_the_other_path() {
     let link = net.link_between(0, 1).expect("link A-B");
 
     let flow = Flow::start(&net.node(0).api, &c, Duration::from_millis(10));
+    let reliable = Flow::reliable(&net.node(0).api, &c, Duration::from_millis(20));
     std::thread::sleep(Duration::from_millis(500));
     // A silent cut: interfaces stay up, every packet is dropped; only lost pings tell.
     let cut_at = unix_ms();
@@ -134,7 +135,15 @@ fn silently_cut_active_link_moves_traffic_to_the_other_path() {
     assert_eq!(after["next_hop"], net.node(5).peer_id.as_str());
     std::thread::sleep(Duration::from_millis(1_000));
     let sent = flow.stop();
-    let delivered = inbox_ids(net.node(2));
+    let reliable_sent = reliable.stop();
+    let delivered = wait_for(Duration::from_secs(10), "every reliable message delivered", || {
+        let ids = inbox_ids(net.node(2));
+        reliable_sent.iter().all(|(id, _)| ids.contains(id)).then_some(ids)
+    });
+    println!(
+        "{} reliable messages sent across the cut, all delivered",
+        reliable_sent.len()
+    );
     let probes: Vec<(u64, bool)> = sent.iter().map(|(id, at)| (*at, delivered.contains(id))).collect();
     let outage = outage_after(&probes, cut_at).expect("delivery resumed");
     let lost = probes.iter().filter(|(_, ok)| !ok).count();

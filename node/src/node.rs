@@ -15,6 +15,9 @@ use x0tta6bl4_actors::store::Store;
 use crate::api::{self, AppState};
 use crate::config::NodeConfig;
 
+/// How often unacknowledged reliable messages are checked for retransmission.
+const RETRANSMIT_TICK_MS: u64 = 20;
+
 /// File in the data dir holding the bound HTTP address, for scripts and tests.
 pub const HTTP_ADDR_FILE: &str = "http.addr";
 
@@ -41,6 +44,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let result = actix_rt::System::new().block_on(async move {
         let neighbours = Arc::new(Neighbours::default());
         let forwarder = Arc::new(Forwarder::new(peer_id, config.router.clone(), neighbours.clone()));
+        network_handle.spawn(
+            forwarder
+                .clone()
+                .run_retransmissions(std::time::Duration::from_millis(RETRANSMIT_TICK_MS)),
+        );
         let router_config = config.router.clone();
         let router_forwarder = forwarder.clone();
         let router = Supervisor::start(move |_| RouterActor::new(peer_id, router_config, router_forwarder));

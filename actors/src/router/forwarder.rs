@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -24,6 +24,7 @@ use super::frame::{Frame, FrameKind, RejectReason};
 use super::graph::Route;
 use super::inbox::{Delivered, Inbox, Undeliverable};
 use super::metrics as m;
+use super::reliable::{self, Reliable};
 use super::RouterConfig;
 use crate::mesh::{unix_ms, FrameHandler, Neighbours};
 
@@ -83,6 +84,7 @@ pub struct Forwarder {
     seen: Mutex<LruCache<(PeerId, u64), ()>>,
     inbox: Mutex<Inbox>,
     pending_echoes: Mutex<HashMap<u64, oneshot::Sender<u8>>>,
+    reliable: Mutex<Reliable>,
     next_id: AtomicU64,
     counters: ForwarderCounters,
 }
@@ -100,6 +102,7 @@ impl Forwarder {
             neighbours,
             seen: Mutex::new(LruCache::new(seen)),
             pending_echoes: Mutex::new(HashMap::new()),
+            reliable: Mutex::new(Reliable::new(seen.get())),
             // Random start: ids stay unique across restarts of this node.
             next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             counters: ForwarderCounters::default(),
@@ -126,32 +129,99 @@ impl Forwarder {
         f(&mut self.inbox.lock())
     }
 
-    /// Sends `payload` to `dst` as a new message of `kind`; returns its id.
-    pub async fn send(&self, dst: PeerId, kind: FrameKind, payload: Bytes) -> Result<u64, SendError> {
+    /// A frame from this node with a fresh id (or `id` when given) and a full TTL.
+    fn frame(&self, kind: FrameKind, dst: PeerId, id: Option<u64>, payload: Bytes) -> Frame {
+        Frame {
+            kind,
+            ttl: self.config.default_ttl,
+            hops: 0,
+            id: id.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed)),
+            src: self.local,
+            dst,
+            payload,
+        }
+    }
+
+    fn check_size(&self, payload: &[u8]) -> Result<(), SendError> {
         if payload.len() > self.config.max_payload_bytes {
             return Err(SendError::PayloadTooLarge {
                 size: payload.len(),
                 max: self.config.max_payload_bytes,
             });
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = Frame {
-            kind,
-            ttl: self.config.default_ttl,
-            hops: 0,
-            id,
-            src: self.local,
-            dst,
-            payload,
-        };
+        Ok(())
+    }
+
+    /// Delivers locally or sends one hop on, as the destination asks.
+    async fn originate(&self, frame: Frame) -> Result<(), RejectReason> {
+        if frame.dst == self.local {
+            self.deliver(frame).await;
+            Ok(())
+        } else {
+            self.transmit(frame).await
+        }
+    }
+
+    /// Sends `payload` to `dst` as a new message of `kind`; returns its id.
+    pub async fn send(&self, dst: PeerId, kind: FrameKind, payload: Bytes) -> Result<u64, SendError> {
+        self.check_size(&payload)?;
+        let frame = self.frame(kind, dst, None, payload);
+        let id = frame.id;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         m::originated();
-        if dst == self.local {
-            self.deliver(frame).await;
-        } else {
-            self.transmit(frame).await?;
+        self.originate(frame).await?;
+        Ok(id)
+    }
+
+    /// Sends `data` to `dst` reliably: retransmitted until acknowledged (see
+    /// [`super::reliable`]). Returns the message id once the first copy is out;
+    /// a first copy that cannot leave yet is retried like a lost one.
+    pub async fn send_reliable(&self, dst: PeerId, data: &[u8]) -> Result<u64, SendError> {
+        self.check_size(&[data, &[0u8; 8]].concat())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let payload = reliable::encode(id, data);
+        if !self.reliable.lock().track(id, dst, payload.clone(), Instant::now()) {
+            return Err(SendError::Busy);
+        }
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        m::originated();
+        if let Err(reason) = self
+            .originate(self.frame(FrameKind::Reliable, dst, None, payload))
+            .await
+        {
+            tracing::debug!(%reason, id, "first copy of a reliable message not sent; will retry");
         }
         Ok(id)
+    }
+
+    /// Retransmits unacknowledged reliable messages forever, every `every`.
+    /// Spawned once per node on the network runtime.
+    pub async fn run_retransmissions(self: Arc<Self>, every: Duration) {
+        let mut timer = tokio::time::interval(every);
+        loop {
+            timer.tick().await;
+            let tick = self.reliable.lock().tick(Instant::now());
+            for (_, dst, payload) in tick.resend {
+                m::retransmitted();
+                let _ = self
+                    .originate(self.frame(FrameKind::Reliable, dst, None, payload))
+                    .await;
+            }
+            for id in tick.expired {
+                m::report_received("no_ack");
+                self.inbox.lock().push_report(Undeliverable {
+                    id,
+                    reporter: self.local,
+                    reason: "no_ack",
+                    received_ms: unix_ms(),
+                });
+            }
+        }
+    }
+
+    /// Reliable messages awaiting acknowledgement.
+    pub fn reliable_pending(&self) -> usize {
+        self.reliable.lock().pending()
     }
 
     /// Sends a benchmark probe stamped with the current time.
@@ -165,7 +235,8 @@ impl Forwarder {
     /// Sends an echo request to `dst` and waits for the reply.
     pub async fn echo(&self, dst: PeerId, timeout: Duration) -> Result<EchoReply, SendError> {
         let (tx, rx) = oneshot::channel();
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.frame(FrameKind::Echo, dst, None, Bytes::new());
+        let id = frame.id;
         {
             let mut pending = self.pending_echoes.lock();
             if pending.len() >= MAX_PENDING_ECHOES {
@@ -173,23 +244,8 @@ impl Forwarder {
             }
             pending.insert(id, tx);
         }
-        let started = std::time::Instant::now();
-        let frame = Frame {
-            kind: FrameKind::Echo,
-            ttl: self.config.default_ttl,
-            hops: 0,
-            id,
-            src: self.local,
-            dst,
-            payload: Bytes::new(),
-        };
-        let sent = if dst == self.local {
-            self.deliver(frame).await;
-            Ok(())
-        } else {
-            self.transmit(frame).await
-        };
-        let result = match sent {
+        let started = Instant::now();
+        let result = match self.originate(frame).await {
             Ok(()) => match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(hops)) => Ok(EchoReply {
                     rtt: started.elapsed(),
@@ -276,15 +332,7 @@ impl Forwarder {
         let mut payload = BytesMut::with_capacity(9);
         payload.put_u8(reason.code());
         payload.put_u64(frame.id);
-        let report = Frame {
-            kind: FrameKind::Undeliverable,
-            ttl: self.config.default_ttl,
-            hops: 0,
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            src: self.local,
-            dst: frame.src,
-            payload: payload.freeze(),
-        };
+        let report = self.frame(FrameKind::Undeliverable, frame.src, None, payload.freeze());
         if let Err(reason) = self.transmit(report).await {
             tracing::debug!(%reason, "undeliverable report not sent");
         }
@@ -292,20 +340,7 @@ impl Forwarder {
 
     async fn deliver(&self, frame: Frame) {
         match frame.kind {
-            FrameKind::Data => {
-                let text = String::from_utf8_lossy(&frame.payload);
-                let utf8 = matches!(text, std::borrow::Cow::Borrowed(_));
-                let message = Delivered {
-                    id: frame.id,
-                    from: frame.src,
-                    hops: frame.hops,
-                    text: text.into_owned(),
-                    utf8,
-                    received_ms: unix_ms(),
-                };
-                self.inbox.lock().push(message);
-                self.counted_delivery();
-            }
+            FrameKind::Data => self.store_message(frame.id, frame.src, frame.hops, &frame.payload),
             FrameKind::Probe => {
                 let now = unix_nanos();
                 let sent = frame
@@ -318,20 +353,35 @@ impl Forwarder {
                 self.counted_delivery();
             }
             FrameKind::Echo => {
-                let reply = Frame {
-                    kind: FrameKind::EchoReply,
-                    ttl: self.config.default_ttl,
-                    hops: 0,
-                    id: frame.id,
-                    src: self.local,
-                    dst: frame.src,
-                    payload: Bytes::new(),
-                };
+                let reply = self.frame(FrameKind::EchoReply, frame.src, Some(frame.id), Bytes::new());
                 if frame.src == self.local {
                     return self.answer_echo(&reply);
                 }
                 if let Err(reason) = self.transmit(reply).await {
                     tracing::debug!(%reason, "echo reply not sent");
+                }
+            }
+            FrameKind::Reliable => {
+                let Some((id, data)) = reliable::decode(&frame.payload) else {
+                    return self.reject_from(frame.src, RejectReason::Malformed);
+                };
+                if self.reliable.lock().first_delivery(frame.src, id) {
+                    self.store_message(id, frame.src, frame.hops, &data);
+                }
+                // Every copy is acknowledged: the first acknowledgement may be lost.
+                let mut ack = BytesMut::with_capacity(8);
+                ack.put_u64(id);
+                let ack = self.frame(FrameKind::Ack, frame.src, None, ack.freeze());
+                if let Err(reason) = Box::pin(self.originate(ack)).await {
+                    tracing::debug!(%reason, id, "acknowledgement not sent");
+                }
+            }
+            FrameKind::Ack => {
+                let id = frame.payload.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok());
+                match id {
+                    Some(id) if self.reliable.lock().acknowledge(u64::from_be_bytes(id)) => m::acknowledged(),
+                    Some(_) => {}
+                    None => self.reject_from(frame.src, RejectReason::Malformed),
                 }
             }
             FrameKind::EchoReply => self.answer_echo(&frame),
@@ -350,6 +400,22 @@ impl Forwarder {
                 });
             }
         }
+    }
+
+    /// Puts a delivered message in the inbox and counts it.
+    fn store_message(&self, id: u64, from: PeerId, hops: u8, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload);
+        let utf8 = matches!(text, std::borrow::Cow::Borrowed(_));
+        let message = Delivered {
+            id,
+            from,
+            hops,
+            text: text.into_owned(),
+            utf8,
+            received_ms: unix_ms(),
+        };
+        self.inbox.lock().push(message);
+        self.counted_delivery();
     }
 
     fn counted_delivery(&self) {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::router::graph::Route;
+use crate::router::reliable;
 use tokio::sync::mpsc;
 
 fn forwarder() -> (Forwarder, Arc<Neighbours>) {
@@ -151,4 +152,76 @@ async fn probe_latency_is_measured_from_the_embedded_send_time() {
     let summary = f.with_inbox(|i| i.probe_summary());
     assert_eq!(summary.count, 1);
     assert!((5_000..6_000).contains(&summary.p50_us), "{summary:?}");
+}
+
+#[tokio::test]
+async fn reliable_message_is_retransmitted_until_acknowledged() {
+    let (f, neighbours) = forwarder();
+    let (dst, next) = (PeerId::random(), PeerId::random());
+    let (tx, mut rx) = mpsc::channel(16);
+    neighbours.insert(next, tx);
+    single_route(&f, dst, next, None);
+    let id = f.send_reliable(dst, b"important").await.expect("sent");
+    let first = Frame::decode(rx.try_recv().expect("first copy")).expect("frame");
+    assert_eq!(first.kind, FrameKind::Reliable);
+    assert_eq!(
+        reliable::decode(&first.payload),
+        Some((id, Bytes::from_static(b"important")))
+    );
+
+    let f = Arc::new(f);
+    let task = tokio::spawn(f.clone().run_retransmissions(Duration::from_millis(10)));
+    let again = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("retransmitted");
+    let again = Frame::decode(again.expect("frame")).expect("frame");
+    assert_ne!(again.id, first.id, "each copy is a new frame");
+    assert_eq!(reliable::decode(&again.payload).map(|(i, _)| i), Some(id));
+
+    // The destination acknowledges: retransmissions stop.
+    let mut ack = BytesMut::new();
+    ack.put_u64(id);
+    let ack = Frame {
+        kind: FrameKind::Ack,
+        ttl: 4,
+        hops: 1,
+        id: 99,
+        src: dst,
+        dst: f.local,
+        payload: ack.freeze(),
+    };
+    f.on_frame(next, ack.encode()).await;
+    assert_eq!(f.reliable_pending(), 0);
+    task.abort();
+}
+
+#[tokio::test]
+async fn reliable_copies_are_delivered_once_and_each_acknowledged() {
+    let (f, neighbours) = forwarder();
+    let src = PeerId::random();
+    let (tx, mut rx) = mpsc::channel(16);
+    neighbours.insert(src, tx);
+    single_route(&f, src, src, None);
+    for frame_id in [1, 2] {
+        let copy = Frame {
+            kind: FrameKind::Reliable,
+            ttl: 4,
+            hops: 1,
+            id: frame_id,
+            src,
+            dst: f.local,
+            payload: reliable::encode(42, b"once"),
+        };
+        f.on_frame(src, copy.encode()).await;
+    }
+    let inbox = f.with_inbox(|i| i.messages());
+    assert_eq!(inbox.len(), 1);
+    assert_eq!((inbox[0].id, inbox[0].text.as_str()), (42, "once"));
+    for _ in 0..2 {
+        let ack = Frame::decode(rx.try_recv().expect("ack")).expect("frame");
+        assert_eq!(
+            (ack.kind, ack.payload.as_ref()),
+            (FrameKind::Ack, &42u64.to_be_bytes()[..])
+        );
+    }
 }

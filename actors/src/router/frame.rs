@@ -34,6 +34,11 @@ pub enum FrameKind {
     EchoReply = 3,
     /// A report sent back to the source: its frame could not be delivered.
     Undeliverable = 4,
+    /// A message the source retransmits until acknowledged; the payload starts
+    /// with the end-to-end message id (each transmission has its own frame id).
+    Reliable = 5,
+    /// Acknowledges a [`FrameKind::Reliable`] message; the payload is its message id.
+    Ack = 6,
 }
 
 impl FrameKind {
@@ -44,6 +49,8 @@ impl FrameKind {
             2 => Self::Echo,
             3 => Self::EchoReply,
             4 => Self::Undeliverable,
+            5 => Self::Reliable,
+            6 => Self::Ack,
             _ => return None,
         })
     }

@@ -9,6 +9,8 @@ const ORIGINATED: &str = "x0tta_router_messages_sent_total";
 const BACKUP_USED: &str = "x0tta_router_backup_hop_used_total";
 const REPORTS: &str = "x0tta_router_undeliverable_reports_total";
 const ROUTES: &str = "x0tta_routes";
+const RETRANSMITTED: &str = "x0tta_router_reliable_retransmissions_total";
+const ACKNOWLEDGED: &str = "x0tta_router_reliable_acknowledged_total";
 const RECOMPUTE: &str = "x0tta_router_recompute_seconds";
 
 /// Registers help texts of every router metric.
@@ -26,6 +28,11 @@ pub fn describe() {
         "Undeliverable reports received for messages this node sent, by reason"
     );
     metrics::describe_gauge!(ROUTES, "Destinations in the routing table");
+    metrics::describe_counter!(
+        RETRANSMITTED,
+        "Reliable messages sent again for want of an acknowledgement"
+    );
+    metrics::describe_counter!(ACKNOWLEDGED, "Reliable messages this node sent that were acknowledged");
     metrics::describe_histogram!(RECOMPUTE, "Time to rebuild the graph and routing table");
 }
 
@@ -56,4 +63,12 @@ pub(super) fn report_received(reason: &'static str) {
 pub(super) fn routes(count: usize, seconds: f64) {
     metrics::gauge!(ROUTES).set(count as f64);
     metrics::histogram!(RECOMPUTE).record(seconds);
+}
+
+pub(super) fn retransmitted() {
+    metrics::counter!(RETRANSMITTED).increment(1);
+}
+
+pub(super) fn acknowledged() {
+    metrics::counter!(ACKNOWLEDGED).increment(1);
 }

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod graph;
 pub mod inbox;
 mod metrics;
+pub mod reliable;
 
 use std::collections::HashMap;
 use std::fmt::Display;

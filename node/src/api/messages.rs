@@ -16,16 +16,24 @@ use super::AppState;
 struct SendRequest {
     to: String,
     text: String,
+    /// Retransmit until the destination acknowledges.
+    #[serde(default)]
+    reliable: bool,
 }
 
-/// `POST /api/v1/messages`: sends a routed text message; answers with its id.
+/// `POST /api/v1/messages`: sends a routed text message (retransmitted until
+/// acknowledged when `reliable` is true); answers with its id.
 pub async fn send(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let request: SendRequest = parse_json(&body)?;
     let to = parse_peer(&request.to)?;
-    let id = state
-        .forwarder
-        .send(to, FrameKind::Data, Bytes::from(request.text.into_bytes()))
-        .await?;
+    let id = if request.reliable {
+        state.forwarder.send_reliable(to, request.text.as_bytes()).await?
+    } else {
+        state
+            .forwarder
+            .send(to, FrameKind::Data, Bytes::from(request.text.into_bytes()))
+            .await?
+    };
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id })))
 }
 

@@ -44,6 +44,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "forwarded": counters.forwarded.load(Ordering::Relaxed),
             "delivered": counters.delivered.load(Ordering::Relaxed),
             "rejected": counters.rejected.load(Ordering::Relaxed),
+            "reliable_pending": state.forwarder.reliable_pending(),
         },
     })))
 }

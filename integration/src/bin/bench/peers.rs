@@ -72,28 +72,46 @@ fn ping_probe(
         .spawn()
         .expect("ping starts");
     let stdout = ping.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| {
-                l.split("icmp_seq=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .collect::<std::collections::HashSet<u64>>()
+    let (tx, replies) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let seqs = BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| {
+            l.split("icmp_seq=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+        for seq in seqs {
+            if tx.send(seq).is_err() {
+                return;
+            }
+        }
     });
     std::thread::sleep(cut_after);
     cut(net);
-    std::thread::sleep(then);
+    let cut_at = unix_ms();
+    let step = PROBE_EVERY.as_millis() as u64;
+    let mut answered = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + then;
+    let mut recovered_at = None;
+    // Stop a second and a half after answers resume for probes sent well after
+    // the cut, so the probes counted below (all but the last second) include them.
+    while std::time::Instant::now() < deadline {
+        if let Ok(seq) = replies.recv_timeout(Duration::from_millis(100)) {
+            answered.insert(seq);
+            if recovered_at.is_none() && started + (seq - 1) * step > cut_at + 100 {
+                recovered_at = Some(std::time::Instant::now());
+            }
+        }
+        if recovered_at.is_some_and(|t| t.elapsed() > Duration::from_millis(1_500)) {
+            break;
+        }
+    }
     let stopped = unix_ms();
     let _ = ping.kill();
     let _ = ping.wait();
-    let answered = reader.join().unwrap_or_default();
-    let step = PROBE_EVERY.as_millis() as u64;
+    answered.extend(replies.try_iter());
     // Probes whose answer could not have come back before the stop are left out.
     let sent = (stopped.saturating_sub(started + 1_000)) / step;
     (1..=sent)

@@ -37,7 +37,7 @@ pub trait Overlay {
     fn patience(&self) -> Duration;
 }
 
-/// x0tta6bl4 nodes with a 50 ms keepalive and a 300 ms link timeout.
+/// x0tta6bl4 nodes with a 30 ms keepalive and a 150 ms link timeout.
 pub struct X0tta;
 
 impl Overlay for X0tta {
@@ -47,8 +47,8 @@ impl Overlay for X0tta {
 
     fn start(&mut self, net: &mut TestNet) -> Result<(), String> {
         net.start_all(&[
-            ("X0TTA6BL4_MESH__KEEPALIVE_INTERVAL_MS", "50"),
-            ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "300"),
+            ("X0TTA6BL4_MESH__KEEPALIVE_INTERVAL_MS", "30"),
+            ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "150"),
         ])
         .map_err(|e| e.to_string())?;
         let all: Vec<String> = (1..6).map(|h| net.node(h).peer_id.clone()).collect();
@@ -184,15 +184,16 @@ pub fn run(quick: bool) {
     println!();
     println!("system       cuts  recovered   p50 ms   p95 ms   max ms   probes lost");
     for r in &results {
+        let n = |k: &str| r[k].as_u64().unwrap_or_default();
         println!(
             "{:<12} {:>4} {:>10} {:>8} {:>8} {:>8} {:>13}",
             r["system"].as_str().unwrap_or_default(),
-            r["cuts"],
-            r["recovered"],
-            r["p50_ms"],
-            r["p95_ms"],
-            r["max_ms"],
-            r["probes_lost"]
+            n("cuts"),
+            n("recovered"),
+            n("p50_ms"),
+            n("p95_ms"),
+            n("max_ms"),
+            n("probes_lost")
         );
     }
     let ours = results.first().and_then(|r| r["p95_ms"].as_f64()).unwrap_or_default();
