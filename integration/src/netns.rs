@@ -120,7 +120,7 @@ pub fn existing_namespaces() -> Vec<String> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(PREFIX) && n.contains('h'))
+        .filter(|n| n.starts_with(PREFIX) && n.contains('n'))
         .map(str::to_string)
         .collect()
 }
@@ -154,6 +154,8 @@ pub struct TestNet {
     mgmt: Vec<Ipv4Addr>,
     links: Vec<Link>,
     loss: Vec<u8>,
+    relays: Vec<String>,
+    relay_processes: Vec<std::process::Child>,
     nodes: Vec<Option<NodeProcess>>,
     dir: tempfile::TempDir,
 }
@@ -174,6 +176,8 @@ impl TestNet {
             mgmt: Vec::new(),
             links: Vec::new(),
             loss: Vec::new(),
+            relays: Vec::new(),
+            relay_processes: Vec::new(),
             nodes: Vec::new(),
             dir: tempfile::tempdir().map_err(|e| NetError::Unavailable(e.to_string()))?,
         })
@@ -270,6 +274,59 @@ impl TestNet {
             run("ip", &["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", &dev])?;
             run("ip", &["-n", ns, "link", "set", &dev, "up"])?;
         }
+        self.links.push(Link {
+            a,
+            b,
+            dev,
+            a_addr,
+            b_addr,
+        });
+        self.loss.push(0);
+        Ok(index)
+    }
+
+    /// Connects two hosts with a link that delays every frame by `delay_ms` each
+    /// way: a relay namespace between them runs `scripts/delay_link.py`, which
+    /// bridges its two interfaces (this kernel has no netem). Returns the link index.
+    pub fn delayed_link(&mut self, a: usize, b: usize, delay_ms: u32) -> Result<usize, NetError> {
+        let index = self.links.len();
+        let dev = format!("l{index}");
+        let relay = format!("{}d{index}", self.prefix);
+        run("ip", &["netns", "add", &relay])?;
+        self.relays.push(relay.clone());
+        let (a_addr, b_addr) = link_addrs(index);
+        for (host, side, addr) in [(a, "ra", a_addr), (b, "rb", b_addr)] {
+            let ns = self.ns(host).to_string();
+            run(
+                "ip",
+                &[
+                    "link", "add", &dev, "netns", &ns, "type", "veth", "peer", "name", side, "netns", &relay,
+                ],
+            )?;
+            run("ip", &["-n", &ns, "addr", "add", &format!("{addr}/30"), "dev", &dev])?;
+            run("ip", &["-n", &ns, "link", "set", &dev, "up"])?;
+            run("ip", &["-n", &relay, "link", "set", "dev", side, "up"])?;
+            // Frames copied by the relay must carry full checksums: veth would
+            // otherwise leave TCP checksums to an offload that never happens.
+            run("ip", &["netns", "exec", &ns, "ethtool", "-K", &dev, "tx", "off"])
+                .map_err(|e| NetError::Unavailable(format!("ethtool (package ethtool): {e}")))?;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/delay_link.py");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &relay,
+                "python3",
+                script,
+                "ra",
+                "rb",
+                &delay_ms.to_string(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| NetError::Unavailable(format!("python3 for the delay relay: {e}")))?;
+        self.relay_processes.push(child);
         self.links.push(Link {
             a,
             b,
@@ -424,7 +481,11 @@ impl Drop for TestNet {
             // round to destroying the namespace.
             let _ = run("ip", &["link", "del", "dev", &dev]);
         }
-        for ns in &self.hosts {
+        for relay in &mut self.relay_processes {
+            let _ = relay.kill();
+            let _ = relay.wait();
+        }
+        for ns in self.hosts.iter().chain(&self.relays) {
             delete_namespace(ns);
         }
     }

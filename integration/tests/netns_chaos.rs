@@ -235,35 +235,44 @@ fn partition_keeps_each_side_routing_and_heal_restores_full_routes() {
 }
 
 #[test]
-fn lossy_link_loses_to_a_clean_path() {
+fn lossy_and_slow_links_lose_to_clean_paths() {
     let _serial = serial();
     let Some(mut net) = test_net_or_skip() else { return };
     // A=0 reaches B=1 directly over a link losing 30 % of packets each way, or
-    // through C=2 over clean links. (Delay cannot be emulated here: this kernel
-    // has no netem; see docs/BENCHMARKS.md.)
-    net.add_hosts(3).expect("hosts");
+    // through C=2 over clean links; it reaches D=3 directly over a link with
+    // 50 ms of delay each way, or through E=4 with none.
+    net.add_hosts(5).expect("hosts");
     let lossy = net.link(0, 1).expect("link");
     net.link(0, 2).expect("link");
     net.link(2, 1).expect("link");
+    net.delayed_link(0, 3, 50).expect("slow link");
+    net.link(0, 4).expect("link");
+    net.link(4, 3).expect("link");
     net.set_loss(lossy, 30).expect("loss");
     net.start_all(&[
         ("X0TTA6BL4_MESH__PING_TIMEOUT_MS", "500"),
         ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "10000"),
     ])
     .expect("nodes start");
-    let (b, c) = (net.node(1).peer_id.clone(), net.node(2).peer_id.clone());
-    let route = wait_for(Duration::from_secs(45), "A to route B through C", || {
-        let route = route_to(net.node(0), &b)?;
-        let link = net.node(0).get("/api/v1/peers").ok()?["peers"]
+    let peer = |h: usize| net.node(h).peer_id.clone();
+    let (b, c, d, e) = (peer(1), peer(2), peer(3), peer(4));
+    let link_to = |p: &str| -> Option<serde_json::Value> {
+        net.node(0).get("/api/v1/peers").ok()?["peers"]
             .as_array()?
             .iter()
-            .find(|p| p["peer_id"] == b.as_str() && p["connected"] == true)?
-            .clone();
-        (route["next_hop"] == c.as_str() && link["loss"].as_f64()? > 0.0).then_some((route, link))
+            .find(|x| x["peer_id"] == p && x["connected"] == true)
+            .cloned()
+    };
+    let (to_b, to_d, lossy_view, slow_view) = wait_for(Duration::from_secs(45), "A to avoid both bad links", || {
+        let to_b = route_to(net.node(0), &b)?;
+        let to_d = route_to(net.node(0), &d)?;
+        let lossy_view = link_to(&b)?;
+        let slow_view = link_to(&d)?;
+        let measured = lossy_view["loss"].as_f64()? > 0.0 && slow_view["rtt_ms"].as_f64()? > 90.0;
+        (measured && to_b["next_hop"] == c.as_str() && to_d["next_hop"] == e.as_str())
+            .then_some((to_b, to_d, lossy_view, slow_view))
     });
-    println!(
-        "A routes B via C ({}) while the direct link measures {}",
-        route.0, route.1
-    );
-    assert_eq!(route.0["hops"], 2);
+    println!("A routes B via C ({to_b}) while the direct link measures {lossy_view}");
+    println!("A routes D via E ({to_d}) while the direct link measures {slow_view}");
+    assert_eq!((to_b["hops"].clone(), to_d["hops"].clone()), (json!(2), json!(2)));
 }
