@@ -18,6 +18,9 @@ use libp2p::PeerId;
 /// Cost of one link in routing units (1,000 units = 1 ms of round-trip time).
 pub type Cost = u64;
 
+/// A path within this share of the best keeps its traffic (route stability).
+pub const HYSTERESIS_PERCENT: Cost = 10;
+
 /// Base cost of every hop, so equal-RTT paths prefer fewer hops (1 ms).
 const HOP_COST: f64 = 1_000.0;
 
@@ -142,7 +145,12 @@ impl Graph {
 
     /// The routing table of `local`: a primary and, where one exists, a loop-free
     /// backup next hop for every reachable destination.
-    pub fn routing_table(&self, local: PeerId) -> HashMap<PeerId, Route> {
+    ///
+    /// With a `previous` table, a destination keeps its previous next hop while
+    /// that path is loop free and costs at most [`HYSTERESIS_PERCENT`] more than the
+    /// best one: RTT noise between equal paths must not flip traffic back and forth
+    /// (each flip reorders messages in flight).
+    pub fn routing_table(&self, local: PeerId, previous: Option<&HashMap<PeerId, Route>>) -> HashMap<PeerId, Route> {
         let from_local = self.shortest_paths(local);
         let neighbours = self.neighbours(&local);
         let from_neighbour: HashMap<PeerId, HashMap<PeerId, Reach>> =
@@ -157,9 +165,26 @@ impl Graph {
                 .map_or(Cost::MAX, |r| r.dist)
         };
 
+        // Cost and hops from `local` to `dest` through neighbour `n`, if loop free.
+        let via = |n: &PeerId, dest: &PeerId, best: Cost| -> Option<(Cost, u32)> {
+            let link = neighbours.iter().find(|(m, _)| m == n)?.1;
+            let (n_to_d, hops) = if n == dest {
+                (0, 0)
+            } else {
+                from_neighbour.get(n)?.get(dest).map(|r| (r.dist, r.hops))?
+            };
+            (n_to_d < dist(n, &local).saturating_add(best)).then_some((link.saturating_add(n_to_d), hops + 1))
+        };
+
         let mut table = HashMap::with_capacity(from_local.len());
         for (dest, reach) in &from_local {
-            let primary = reach.first_hop;
+            let tolerance = reach.dist.saturating_add(reach.dist * HYSTERESIS_PERCENT / 100);
+            let kept = previous
+                .and_then(|p| p.get(dest))
+                .filter(|prev| prev.next != reach.first_hop)
+                .and_then(|prev| via(&prev.next, dest, reach.dist).map(|(cost, hops)| (prev.next, cost, hops)))
+                .filter(|(_, cost, _)| *cost <= tolerance);
+            let (primary, cost, hops) = kept.unwrap_or((reach.first_hop, reach.dist, reach.hops));
             let mut best_node_protecting: Option<(Cost, PeerId)> = None;
             let mut best_link_protecting: Option<(Cost, PeerId)> = None;
             for &(n, link) in neighbours {
@@ -192,8 +217,8 @@ impl Graph {
                 Route {
                     next: primary,
                     backup,
-                    cost: reach.dist,
-                    hops: reach.hops,
+                    cost,
+                    hops,
                 },
             );
         }
@@ -226,7 +251,7 @@ mod tests {
     ) -> HashMap<PeerId, Route> {
         let me = ids[local];
         let graph = Graph::build(me, &reports[&me], reports);
-        graph.routing_table(me)
+        graph.routing_table(me, None)
     }
 
     #[test]
@@ -276,6 +301,28 @@ mod tests {
         let table = table_of(&ids, &reports, 0);
         assert_eq!(table[&ids[1]].next, ids[2]);
         assert_eq!(table[&ids[1]].backup, Some(ids[1]));
+    }
+
+    #[test]
+    fn previous_next_hop_is_kept_while_nearly_as_good() {
+        // Square a-b-d, a-c-d: via b is slightly cheaper now, but c carried the traffic.
+        let (ids, reports) = topology(4, &[(0, 1, 1_000), (1, 3, 1_000), (0, 2, 1_050), (2, 3, 1_000)]);
+        let me = ids[0];
+        let graph = Graph::build(me, &reports[&me], &reports);
+        let fresh = graph.routing_table(me, None);
+        assert_eq!(fresh[&ids[3]].next, ids[1]);
+        let mut previous = fresh.clone();
+        previous.get_mut(&ids[3]).expect("route").next = ids[2];
+        let kept = graph.routing_table(me, Some(&previous));
+        assert_eq!(kept[&ids[3]].next, ids[2], "within 10 %: keep the old path");
+        assert_eq!((kept[&ids[3]].cost, kept[&ids[3]].hops), (2_050, 2));
+        assert_eq!(kept[&ids[3]].backup, Some(ids[1]));
+        // Much worse: switch.
+        let (ids2, reports2) = topology(4, &[(0, 1, 1_000), (1, 3, 1_000), (0, 2, 3_000), (2, 3, 1_000)]);
+        let graph = Graph::build(ids2[0], &reports2[&ids2[0]], &reports2);
+        let mut previous = graph.routing_table(ids2[0], None);
+        previous.get_mut(&ids2[3]).expect("route").next = ids2[2];
+        assert_eq!(graph.routing_table(ids2[0], Some(&previous))[&ids2[3]].next, ids2[1]);
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl RouterActor {
         let reports: HashMap<PeerId, Vec<(PeerId, Cost)>> =
             self.nodes.iter().map(|(p, n)| (*p, n.links.clone())).collect();
         self.graph = Graph::build(self.local, &self.local_links, &reports);
-        let table = self.graph.routing_table(self.local);
+        let table = self.graph.routing_table(self.local, Some(&self.forwarder.table()));
         metrics::routes(table.len(), started.elapsed().as_secs_f64());
         self.forwarder.install_table(table);
         self.dirty = false;
