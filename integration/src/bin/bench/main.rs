@@ -6,8 +6,10 @@
 //! cargo build --release --workspace
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- mesh [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- reroute [--quick]   # root: namespaces
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- memory [--quick]
 //! ```
 
+mod memory;
 mod mesh;
 mod peers;
 mod reroute;
@@ -16,10 +18,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     match args.iter().find(|a| !a.starts_with("--")).map(String::as_str) {
-        Some("mesh") | None => mesh::run(quick),
+        Some("mesh" | "throughput") | None => mesh::run(quick),
         Some("reroute") => reroute::run(quick),
+        Some("memory") => memory::run(quick),
         Some(other) => {
-            eprintln!("unknown scenario '{other}'; available: mesh, reroute");
+            eprintln!("unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory");
             std::process::exit(2);
         }
     }
