@@ -271,9 +271,14 @@ impl TestNet {
             ],
         )?;
         for (ns, addr) in [(&ns_a, a_addr), (&ns_b, b_addr)] {
-            run("ip", &["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", &dev])?;
-            run("ip", &["-n", ns, "link", "set", &dev, "up"])?;
+            address_up(ns, &dev, addr)?;
         }
+        Ok(self.push_link(a, b, dev))
+    }
+
+    /// Records a link whose interfaces exist; returns its index.
+    fn push_link(&mut self, a: usize, b: usize, dev: String) -> usize {
+        let (a_addr, b_addr) = link_addrs(self.links.len());
         self.links.push(Link {
             a,
             b,
@@ -282,7 +287,7 @@ impl TestNet {
             b_addr,
         });
         self.loss.push(0);
-        Ok(index)
+        self.links.len() - 1
     }
 
     /// Connects two hosts with a link that delays every frame by `delay_ms` each
@@ -303,8 +308,7 @@ impl TestNet {
                     "link", "add", &dev, "netns", &ns, "type", "veth", "peer", "name", side, "netns", &relay,
                 ],
             )?;
-            run("ip", &["-n", &ns, "addr", "add", &format!("{addr}/30"), "dev", &dev])?;
-            run("ip", &["-n", &ns, "link", "set", &dev, "up"])?;
+            address_up(&ns, &dev, addr)?;
             run("ip", &["-n", &relay, "link", "set", "dev", side, "up"])?;
             // Frames copied by the relay must carry full checksums: veth would
             // otherwise leave TCP checksums to an offload that never happens.
@@ -327,15 +331,7 @@ impl TestNet {
             .spawn()
             .map_err(|e| NetError::Unavailable(format!("python3 for the delay relay: {e}")))?;
         self.relay_processes.push(child);
-        self.links.push(Link {
-            a,
-            b,
-            dev,
-            a_addr,
-            b_addr,
-        });
-        self.loss.push(0);
-        Ok(index)
+        Ok(self.push_link(a, b, dev))
     }
 
     /// Drops `loss_pct` % of the packets arriving over `link`, at both ends, with
@@ -489,6 +485,13 @@ impl Drop for TestNet {
             delete_namespace(ns);
         }
     }
+}
+
+/// Gives `dev` in namespace `ns` the address `addr/30` and brings it up.
+fn address_up(ns: &str, dev: &str, addr: Ipv4Addr) -> Result<(), NetError> {
+    run("ip", &["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
+    run("ip", &["-n", ns, "link", "set", "dev", dev, "up"])?;
+    Ok(())
 }
 
 fn nix_is_root() -> bool {

@@ -131,6 +131,50 @@ fn ping_once(net: &TestNet, dst: &str, source: Option<&str>) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// A reference system reached with ICMP ping from host 0.
+pub trait Pinged {
+    /// Display name.
+    fn name(&self) -> &'static str;
+    /// Starts the daemons on every host of the ring.
+    fn start(&mut self, net: &mut TestNet) -> Result<(), String>;
+    /// Address of host 3, and the source address host 0 pings from (if any).
+    fn target(&self) -> (String, Option<String>);
+}
+
+impl<T: Pinged> Overlay for T {
+    fn name(&self) -> &'static str {
+        Pinged::name(self)
+    }
+
+    fn start(&mut self, net: &mut TestNet) -> Result<(), String> {
+        Pinged::start(self, net)
+    }
+
+    fn wait_ready(&self, net: &TestNet) {
+        let (dst, src) = self.target();
+        wait_for(
+            Duration::from_secs(90),
+            &format!("{} path 0 -> 3", Pinged::name(self)),
+            || ping_once(net, &dst, src.as_deref()).then_some(()),
+        );
+    }
+
+    fn probe(
+        &self,
+        net: &mut TestNet,
+        cut_after: Duration,
+        then: Duration,
+        cut: &mut dyn FnMut(&mut TestNet),
+    ) -> Vec<(u64, bool)> {
+        let (dst, src) = self.target();
+        ping_probe(net, &dst, src.as_deref(), cut_after, then, cut)
+    }
+
+    fn patience(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
 /// Yggdrasil: each host peers over TCP with its ring neighbours' link addresses.
 #[derive(Default)]
 pub struct Yggdrasil {
@@ -139,7 +183,7 @@ pub struct Yggdrasil {
     dir: Option<tempfile::TempDir>,
 }
 
-impl Overlay for Yggdrasil {
+impl Pinged for Yggdrasil {
     fn name(&self) -> &'static str {
         "yggdrasil"
     }
@@ -183,24 +227,8 @@ impl Overlay for Yggdrasil {
         Ok(())
     }
 
-    fn wait_ready(&self, net: &TestNet) {
-        wait_for(Duration::from_secs(60), "yggdrasil path 0 -> 3", || {
-            ping_once(net, &self.dst, None).then_some(())
-        });
-    }
-
-    fn probe(
-        &self,
-        net: &mut TestNet,
-        cut_after: Duration,
-        then: Duration,
-        cut: &mut dyn FnMut(&mut TestNet),
-    ) -> Vec<(u64, bool)> {
-        ping_probe(net, &self.dst, None, cut_after, then, cut)
-    }
-
-    fn patience(&self) -> Duration {
-        Duration::from_secs(30)
+    fn target(&self) -> (String, Option<String>) {
+        (self.dst.clone(), None)
     }
 }
 
@@ -216,7 +244,7 @@ fn babel_addr(host: usize) -> String {
     format!("10.79.0.{}", host + 1)
 }
 
-impl Overlay for Babel {
+impl Pinged for Babel {
     fn name(&self) -> &'static str {
         "babeld"
     }
@@ -257,24 +285,7 @@ impl Overlay for Babel {
         Ok(())
     }
 
-    fn wait_ready(&self, net: &TestNet) {
-        let src = babel_addr(0);
-        wait_for(Duration::from_secs(90), "babel route 0 -> 3", || {
-            ping_once(net, &babel_addr(3), Some(&src)).then_some(())
-        });
-    }
-
-    fn probe(
-        &self,
-        net: &mut TestNet,
-        cut_after: Duration,
-        then: Duration,
-        cut: &mut dyn FnMut(&mut TestNet),
-    ) -> Vec<(u64, bool)> {
-        ping_probe(net, &babel_addr(3), Some(&babel_addr(0)), cut_after, then, cut)
-    }
-
-    fn patience(&self) -> Duration {
-        Duration::from_secs(30)
+    fn target(&self) -> (String, Option<String>) {
+        (babel_addr(3), Some(babel_addr(0)))
     }
 }
