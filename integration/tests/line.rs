@@ -11,7 +11,10 @@ use x0tta6bl4_integration::{wait_for, TestMesh};
 fn thousand_messages_cross_a_line_of_five_exactly_once() {
     let mesh = TestMesh::line(5);
     let (a, e) = (&mesh.nodes[0], &mesh.nodes[4]);
-    mesh.wait_route(0, 4, 4, Duration::from_secs(20));
+    // Every hop must know the way before the first message leaves A.
+    for (from, hops) in [(0, 4), (1, 3), (2, 2), (3, 1)] {
+        mesh.wait_route(from, 4, hops, Duration::from_secs(20));
+    }
 
     let mut sent = HashSet::new();
     for i in 0..1_000 {
