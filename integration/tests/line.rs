@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
-use x0tta6bl4_integration::{wait_for, TestMesh};
+use x0tta6bl4_integration::{metrics_text, TestMesh};
 
 #[test]
 fn thousand_messages_cross_a_line_of_five_exactly_once() {
@@ -28,11 +28,34 @@ fn thousand_messages_cross_a_line_of_five_exactly_once() {
     }
     assert_eq!(sent.len(), 1_000, "ids are unique");
 
-    let inbox = wait_for(Duration::from_secs(20), "1,000 messages at E", || {
-        let inbox = e.get("/api/v1/messages").ok()?;
-        let messages = inbox["messages"].as_array()?.clone();
-        (messages.len() >= 1_000).then_some(messages)
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let inbox = loop {
+        let messages = e.get("/api/v1/messages").expect("inbox")["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if messages.len() >= 1_000 || std::time::Instant::now() > deadline {
+            break messages;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if inbox.len() < 1_000 {
+        let reports = a.get("/api/v1/messages").expect("A's inbox")["undeliverable"].clone();
+        let rejected: Vec<String> = mesh.nodes[1..4]
+            .iter()
+            .map(|n| {
+                metrics_text(n)
+                    .lines()
+                    .filter(|l| l.contains("frames_rejected"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .collect();
+        panic!(
+            "only {} of 1,000 messages reached E; A's undeliverable reports: {reports}; transit rejections: {rejected:?}",
+            inbox.len()
+        );
+    }
     assert_eq!(inbox.len(), 1_000, "no message arrives twice");
     let received: HashSet<u64> = inbox.iter().map(|m| m["id"].as_u64().expect("id")).collect();
     assert_eq!(received, sent, "every message arrives");
