@@ -76,6 +76,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
     let mut liveness_timer = tokio::time::interval(Duration::from_millis(config.keepalive_interval_ms.max(10)));
+    let mut redial_timer = tokio::time::interval(REDIAL_BACKOFF);
 
     loop {
         tokio::select! {
@@ -90,6 +91,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
             }
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
             _ = liveness_timer.tick() => event_loop.close_silent_links(),
+            _ = redial_timer.tick() => event_loop.redial_bootstrap(),
             _ = kad_timer.tick() => {
                 // Refreshes the routing table; "no known peers" just means we are alone.
                 if let Some(kad) = event_loop.swarm.behaviour_mut().kad.as_mut() {
@@ -320,6 +322,22 @@ impl EventLoop {
             self.dial_peer(beacon.peer, beacon.addrs.clone());
         }
         self.notify(MeshEvent::Beacon(beacon));
+    }
+
+    /// Dials bootstrap peers that are not connected: a partition that heals, or a
+    /// first dial lost on a bad link, must not leave a node cut off for good.
+    fn redial_bootstrap(&mut self) {
+        let missing: Vec<(PeerId, Multiaddr)> = self
+            .shared
+            .config
+            .bootstrap
+            .iter()
+            .filter_map(|addr| Some((peer_of(addr)?, addr.clone())))
+            .filter(|(peer, _)| !self.shared.neighbours.contains(peer))
+            .collect();
+        for (peer, addr) in missing {
+            self.dial_peer(peer, vec![addr]);
+        }
     }
 
     /// Closes links whose neighbour has been silent past `link_timeout_ms`.
