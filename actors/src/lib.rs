@@ -6,6 +6,8 @@
 //!   loss-aware metric and a loop-free backup next hop, and forwards routed messages.
 //! - [`store`] keeps what must survive a restart (identity key, peer book) in sled.
 //! - [`supervision`] counts restarts of supervised actors.
+//! - [`telemetry`] reads the XDP program's counters (or interface statistics),
+//!   streams snapshots, and keeps the quarantine list in the XDP blocklist.
 //!
 //! The node binary (`x0tta6bl4`) wires these together and serves the HTTP API.
 
@@ -15,3 +17,4 @@ pub mod mesh;
 pub mod router;
 pub mod store;
 pub mod supervision;
+pub mod telemetry;

@@ -23,3 +23,13 @@ pub fn record_restart(actor: &'static str, reason: &str) {
     metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(1);
     tracing::warn!(actor, reason, "supervised actor restarting");
 }
+
+/// Test-only fault hook: makes an actor fail as if it hit a fatal error.
+#[derive(actix::Message)]
+#[rtype(result = "Result<(), FaultRefused>")]
+pub struct InjectFault;
+
+/// Fault injection is off in this node's configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("fault injection is disabled (set router.fault_injection = true)")]
+pub struct FaultRefused;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use x0tta6bl4_actors::mesh::MeshConfig;
 use x0tta6bl4_actors::router::RouterConfig;
+use x0tta6bl4_actors::telemetry::TelemetryConfig;
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "X0TTA6BL4_";
@@ -66,6 +67,8 @@ pub struct NodeConfig {
     pub mesh: MeshConfig,
     /// Routing settings.
     pub router: RouterConfig,
+    /// XDP counters, interface statistics, quarantine.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for NodeConfig {
@@ -76,6 +79,7 @@ impl Default for NodeConfig {
             http: HttpConfig::default(),
             mesh: MeshConfig::default(),
             router: RouterConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -147,6 +151,15 @@ impl NodeConfig {
         }
         if self.router.beacon_expiry_ms <= self.mesh.beacon_interval_ms {
             return invalid("router.beacon_expiry_ms", "must exceed mesh.beacon_interval_ms");
+        }
+        if let Err(problem) = self.telemetry.mode_request() {
+            return invalid("telemetry.xdp_mode", &problem);
+        }
+        if self.telemetry.interval_ms < 10 {
+            return invalid("telemetry.interval_ms", "must be at least 10");
+        }
+        if self.telemetry.quarantine_ttl_secs == 0 {
+            return invalid("telemetry.quarantine_ttl_secs", "must be at least 1");
         }
         Ok(())
     }

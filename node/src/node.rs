@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
 use x0tta6bl4_actors::router::{Forwarder, RouterActor};
 use x0tta6bl4_actors::store::Store;
+use x0tta6bl4_actors::telemetry::TelemetryActor;
 
 use crate::api::{self, AppState};
 use crate::config::NodeConfig;
@@ -64,11 +65,16 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let recipient = router.clone().recipient();
         let _mesh = Supervisor::start(move |_| MeshActor::new(actor_handle, recipient, network_handle));
 
+        let telemetry_config = config.telemetry.clone();
+        let fault_injection = config.router.fault_injection;
+        let telemetry = Supervisor::start(move |_| TelemetryActor::new(telemetry_config, fault_injection));
+
         let state = AppState {
             name: config.name.clone(),
             mesh: mesh_handle,
             router,
             forwarder,
+            telemetry,
             prometheus,
             debug_hooks: config.router.fault_injection,
             started: Instant::now(),

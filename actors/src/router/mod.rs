@@ -27,7 +27,7 @@ pub use config::RouterConfig;
 pub use forwarder::Forwarder;
 
 use crate::mesh::MeshEvent;
-use crate::supervision;
+use crate::supervision::{self, FaultRefused, InjectFault};
 use graph::{link_cost, Cost, Graph};
 
 /// Serializes a value through its `Display` form (peer ids as base58 text).
@@ -286,16 +286,6 @@ impl Handler<GetState> for RouterActor {
         MessageResult(self.state())
     }
 }
-
-/// Test-only fault hook: makes the router fail as if it hit a fatal error.
-#[derive(Message)]
-#[rtype(result = "Result<(), FaultRefused>")]
-pub struct InjectFault;
-
-/// Fault injection is off in this node's configuration.
-#[derive(Debug, thiserror::Error)]
-#[error("fault injection is disabled (set router.fault_injection = true)")]
-pub struct FaultRefused;
 
 impl Handler<InjectFault> for RouterActor {
     type Result = Result<(), FaultRefused>;

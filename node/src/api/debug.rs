@@ -6,7 +6,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use x0tta6bl4_actors::router::InjectFault;
+use x0tta6bl4_actors::supervision::InjectFault;
 
 use super::error::{parse_json, parse_peer, ApiError};
 use super::AppState;
@@ -32,21 +32,22 @@ struct FaultRequest {
     actor: String,
 }
 
-/// `POST /api/v1/debug/fault {"actor": "router"}`: makes the actor fail.
+/// `POST /api/v1/debug/fault {"actor": "router" | "telemetry"}`: makes the actor fail.
 pub async fn fault(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     let request: FaultRequest = parse_json(&body)?;
-    if request.actor != "router" {
-        return Err(ApiError::bad_request(
-            "unknown_actor",
-            format!("no fault hook for actor '{}'", request.actor),
-        ));
-    }
-    state
-        .router
-        .send(InjectFault)
-        .await
-        .map_err(|_| ApiError::unavailable("router is restarting"))?
+    let outcome = match request.actor.as_str() {
+        "router" => state.router.send(InjectFault).await,
+        "telemetry" => state.telemetry.send(InjectFault).await,
+        other => {
+            return Err(ApiError::bad_request(
+                "unknown_actor",
+                format!("no fault hook for actor '{other}'"),
+            ))
+        }
+    };
+    outcome
+        .map_err(|_| ApiError::unavailable(format!("{} is restarting", request.actor)))?
         .map_err(|e| ApiError::bad_request("debug_disabled", e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "injected": request.actor })))
 }

@@ -3,6 +3,7 @@
 mod debug;
 pub mod error;
 mod messages;
+mod telemetry;
 mod views;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
 use x0tta6bl4_actors::mesh::MeshHandle;
 use x0tta6bl4_actors::router::{Forwarder, RouterActor};
+use x0tta6bl4_actors::telemetry::TelemetryActor;
 
 /// Largest request body accepted (debug frame injection needs ~150 KB of hex).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub router: Addr<RouterActor>,
     /// The router's data plane.
     pub forwarder: Arc<Forwarder>,
+    /// XDP counters and the quarantine.
+    pub telemetry: Addr<TelemetryActor>,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
     /// Whether test-only debug endpoints are on.
@@ -53,6 +57,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/messages", web::get().to(messages::inbox))
                 .route("/messages", web::post().to(messages::send))
                 .route("/ping", web::post().to(messages::ping))
+                .route("/telemetry", web::get().to(telemetry::snapshot))
+                .route("/quarantine", web::get().to(telemetry::list_quarantine))
+                .route("/quarantine", web::post().to(telemetry::quarantine))
+                .route("/quarantine", web::delete().to(telemetry::release))
                 .route("/debug/fault", web::post().to(debug::fault))
                 .route("/debug/beacon", web::post().to(debug::raw_beacon))
                 .route("/debug/frame", web::post().to(debug::raw_frame))

@@ -10,7 +10,7 @@ use x0tta6bl4_actors::router::{GetState, RouterState};
 use super::error::ApiError;
 use super::AppState;
 
-async fn router_state(state: &AppState) -> Result<RouterState, ApiError> {
+pub(super) async fn router_state(state: &AppState) -> Result<RouterState, ApiError> {
     state
         .router
         .send(GetState)

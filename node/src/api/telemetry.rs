@@ -1,0 +1,175 @@
+//! Telemetry and quarantine endpoints.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use x0tta6bl4_actors::libp2p::multiaddr::Protocol;
+use x0tta6bl4_actors::libp2p::Multiaddr;
+use x0tta6bl4_actors::telemetry::{GetTelemetry, ListQuarantine, Quarantine, QuarantineError, Release};
+
+use super::error::{parse_json, parse_peer, ApiError};
+use super::views::router_state;
+use super::AppState;
+
+/// Longest quarantine an operator may ask for: one week.
+const MAX_TTL_SECS: u64 = 7 * 24 * 3600;
+
+fn restarting() -> ApiError {
+    ApiError::unavailable("telemetry is restarting")
+}
+
+/// `GET /api/v1/telemetry`: the latest snapshot (XDP mode, counters, rates, or why XDP is off).
+pub async fn snapshot(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match state.telemetry.send(GetTelemetry).await.map_err(|_| restarting())? {
+        Some(snapshot) => Ok(HttpResponse::Ok().json(&*snapshot)),
+        None => Err(ApiError::unavailable("no telemetry reading yet")),
+    }
+}
+
+/// `GET /api/v1/quarantine`: quarantined sources with remaining TTL and drop counts.
+pub async fn list_quarantine(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let entries = state.telemetry.send(ListQuarantine).await.map_err(|_| restarting())?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "quarantine": entries })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuarantineRequest {
+    #[serde(default)]
+    addresses: Vec<String>,
+    peer: Option<String>,
+    ttl_secs: Option<u64>,
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/quarantine {"addresses": [...] | "peer": "...", "ttl_secs": 60, "reason": "..."}`.
+pub async fn quarantine(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let request: QuarantineRequest = parse_json(&body)?;
+    let ttl = match request.ttl_secs {
+        Some(0) => return Err(ApiError::bad_request("bad_ttl", "ttl_secs must be at least 1")),
+        Some(secs) if secs > MAX_TTL_SECS => {
+            return Err(ApiError::bad_request(
+                "bad_ttl",
+                format!("ttl_secs must be at most {MAX_TTL_SECS}"),
+            ))
+        }
+        other => other.map(Duration::from_secs),
+    };
+    let addrs = resolve(&state, &request.addresses, request.peer.as_deref()).await?;
+    let views = state
+        .telemetry
+        .send(Quarantine {
+            addrs,
+            peer: request.peer,
+            reason: request.reason.unwrap_or_else(|| "operator request".to_string()),
+            ttl,
+        })
+        .await
+        .map_err(|_| restarting())?
+        .map_err(|e| match e {
+            QuarantineError::Full(full) => ApiError::new(StatusCode::CONFLICT, "quarantine_full", full.to_string()),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "xdp_error", other.to_string()),
+        })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "quarantined": views })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseRequest {
+    #[serde(default)]
+    addresses: Vec<String>,
+    peer: Option<String>,
+}
+
+/// `DELETE /api/v1/quarantine {"addresses": [...] | "peer": "..."}`: releases sources now.
+pub async fn release(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let request: ReleaseRequest = parse_json(&body)?;
+    let mut addrs = resolve(&state, &request.addresses, request.peer.as_deref()).await?;
+    if let Some(peer) = &request.peer {
+        let listed = state.telemetry.send(ListQuarantine).await.map_err(|_| restarting())?;
+        addrs.extend(
+            listed
+                .iter()
+                .filter(|v| v.peer.as_deref() == Some(peer.trim()))
+                .map(|v| v.addr),
+        );
+    }
+    let released = state.telemetry.send(Release(addrs)).await.map_err(|_| restarting())?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "released": released })))
+}
+
+/// The addresses a request names: its literal addresses plus the IP addresses
+/// the peer announces in its beacons.
+async fn resolve(state: &AppState, addresses: &[String], peer: Option<&str>) -> Result<Vec<IpAddr>, ApiError> {
+    let mut addrs = Vec::new();
+    for text in addresses {
+        let addr: IpAddr = text
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::bad_request("bad_address", format!("'{text}' is not an IP address")))?;
+        addrs.push(addr);
+    }
+    if let Some(peer) = peer {
+        let peer_id = parse_peer(peer)?.to_string();
+        let router = router_state(state).await?;
+        let node = router.nodes.iter().find(|n| n.peer_id == peer_id).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_peer",
+                format!("no beacon from {peer_id}"),
+            )
+        })?;
+        let announced: Vec<IpAddr> = node.addrs.iter().filter_map(|a| ip_of(a)).collect();
+        if announced.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_addresses",
+                format!("{peer_id} announces no IP address"),
+            ));
+        }
+        addrs.extend(announced);
+    }
+    if addrs.is_empty() {
+        return Err(ApiError::bad_request("no_target", "name addresses or a peer"));
+    }
+    addrs.sort();
+    addrs.dedup();
+    Ok(addrs)
+}
+
+/// The routable IP address in a multiaddr (`/ip4/10.77.0.2/tcp/4001` → 10.77.0.2).
+fn ip_of(multiaddr: &str) -> Option<IpAddr> {
+    let parsed: Multiaddr = multiaddr.parse().ok()?;
+    parsed
+        .iter()
+        .find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        })
+        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_of;
+
+    #[test]
+    fn ip_of_takes_routable_addresses_only() {
+        assert_eq!(
+            ip_of("/ip4/10.77.0.2/tcp/4001").map(|a| a.to_string()),
+            Some("10.77.0.2".into())
+        );
+        assert_eq!(
+            ip_of("/ip6/fd00::2/udp/4001/quic-v1").map(|a| a.to_string()),
+            Some("fd00::2".into())
+        );
+        assert_eq!(ip_of("/ip4/127.0.0.1/tcp/4001"), None);
+        assert_eq!(ip_of("/ip4/0.0.0.0/tcp/4001"), None);
+        assert_eq!(ip_of("/dns4/example.org/tcp/1"), None);
+        assert_eq!(ip_of("not a multiaddr"), None);
+    }
+}
