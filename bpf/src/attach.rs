@@ -290,7 +290,7 @@ fn attach_first_accepted(
                 }
                 _ => refused.push(ModeRefusal {
                     mode,
-                    reason: describe(&e),
+                    reason: format!("{}: {}", unsupported(mode), describe(&e)),
                 }),
             },
         }
@@ -304,6 +304,15 @@ fn attach_first_accepted(
         iface: iface.to_string(),
         tried,
     })
+}
+
+/// What a refusal of `mode` usually means.
+fn unsupported(mode: XdpMode) -> &'static str {
+    match mode {
+        XdpMode::Hardware => "no XDP offload on this device",
+        XdpMode::Driver => "the driver has no native XDP",
+        XdpMode::Skb => "generic XDP refused",
+    }
 }
 
 fn per_cpu<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<PerCpuArray<&'a MapData, Pair>, XdpError> {

@@ -12,9 +12,10 @@
 //! namespaces, which deletes their veths; [`TestNet::new`] first removes
 //! leftovers of runs whose process is gone.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -359,6 +360,87 @@ impl TestNet {
         let mut full = vec!["netns", "exec", self.ns(host), "nft"];
         full.extend_from_slice(args);
         run("ip", &full)
+    }
+
+    /// Runs `program` inside `host`.
+    pub fn exec(&self, host: usize, program: &str, args: &[&str]) -> Result<String, NetError> {
+        let mut full = vec!["netns", "exec", self.ns(host), program];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Whether one ping from `host` to `addr` is answered within a second.
+    pub fn ping(&self, host: usize, addr: Ipv4Addr) -> bool {
+        self.exec(host, "ping", &["-c", "1", "-W", "1", &addr.to_string()])
+            .is_ok()
+    }
+
+    /// Runs `work` on a thread inside `host`'s network namespace.
+    pub fn in_namespace<T: Send>(&self, host: usize, work: impl FnOnce() -> T + Send) -> Result<T, NetError> {
+        let path = format!("/run/netns/{}", self.ns(host));
+        let file = std::fs::File::open(&path).map_err(|e| NetError::Unavailable(format!("{path}: {e}")))?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| NetError::Unavailable(format!("setns {path}: {e}")))?;
+                    Ok(work())
+                })
+                .join()
+                .map_err(|_| NetError::Unavailable("namespace thread panicked".into()))?
+        })
+    }
+
+    /// Sends exactly `count` UDP datagrams with `payload` bytes each from `host`
+    /// to `to`; on the wire each is `payload + 42` bytes (Ethernet, IPv4, UDP).
+    pub fn send_udp(&self, host: usize, to: SocketAddrV4, count: u64, payload: usize) -> Result<(), NetError> {
+        self.in_namespace(host, || -> std::io::Result<()> {
+            let socket = UdpSocket::bind("0.0.0.0:0")?;
+            let data = vec![0x5a; payload];
+            for _ in 0..count {
+                socket.send_to(&data, to)?;
+            }
+            Ok(())
+        })?
+        .map_err(|e| NetError::Unavailable(format!("sending UDP to {to}: {e}")))
+    }
+
+    /// Sends UDP datagrams of `payload` bytes from `host` to `to` as fast as one
+    /// thread can for `duration`; returns how many were sent.
+    pub fn blast_udp(
+        &self,
+        host: usize,
+        to: SocketAddrV4,
+        payload: usize,
+        duration: Duration,
+    ) -> Result<u64, NetError> {
+        self.in_namespace(host, || -> std::io::Result<u64> {
+            let socket = UdpSocket::bind("0.0.0.0:0")?;
+            socket.connect(to)?;
+            let data = vec![0x5a; payload];
+            let deadline = Instant::now() + duration;
+            let mut sent = 0u64;
+            while Instant::now() < deadline {
+                for _ in 0..256 {
+                    // A full queue (ENOBUFS) is back-pressure, not a failure.
+                    if socket.send(&data).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+            Ok(sent)
+        })?
+        .map_err(|e| NetError::Unavailable(format!("sending UDP to {to}: {e}")))
+    }
+
+    /// The kernel's receive packet count of `dev` in `host`.
+    pub fn rx_packets(&self, host: usize, dev: &str) -> Result<u64, NetError> {
+        let text = self.exec(host, "cat", &["/proc/net/dev"])?;
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(name, _)| name.trim() == dev)
+            .and_then(|(_, fields)| fields.split_whitespace().nth(1)?.parse().ok())
+            .ok_or_else(|| NetError::Unavailable(format!("no counters for {dev} in {}", self.ns(host))))
     }
 
     /// Brings a link down (both ends) or back up.

@@ -31,8 +31,11 @@ pub fn run(nodes: usize, http_base_port: u16, data_dir: &Path) -> anyhow::Result
         let name = format!("node-{i}");
         let mut spec = NodeSpec::loopback(&exe, &name, &data_dir.join(&name));
         spec.http = http_addr(http_base_port, i);
-        if let Some(first) = mesh.first() {
-            spec = spec.with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[\"{}\"]", first.bootstrap_addr));
+        match mesh.first() {
+            Some(first) => spec = spec.with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[\"{}\"]", first.bootstrap_addr)),
+            // The first node watches loopback, where the demo's traffic flows
+            // (generic XDP: loopback has no driver mode; unprivileged, it says why not).
+            None => spec = spec.with_xdp_on(&["lo"]),
         }
         let node = NodeProcess::spawn(spec)?;
         println!("  {name}  {}/  peer {}", node.api, node.peer_id);

@@ -71,19 +71,31 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// A loopback node with libp2p on free ports.
+    /// A loopback node with libp2p on free ports. XDP is off: nodes sharing a
+    /// host share its interfaces, and only one program may own an interface
+    /// (see [`NodeSpec::with_xdp_on`]).
     pub fn loopback(exe: &Path, name: &str, data_dir: &Path) -> Self {
         Self {
             exe: exe.to_path_buf(),
             name: name.to_string(),
             data_dir: data_dir.to_path_buf(),
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            env: vec![(
-                "X0TTA6BL4_MESH__LISTEN".into(),
-                r#"["/ip4/127.0.0.1/tcp/0","/ip4/127.0.0.1/udp/0/quic-v1"]"#.into(),
-            )],
+            env: vec![
+                (
+                    "X0TTA6BL4_MESH__LISTEN".into(),
+                    r#"["/ip4/127.0.0.1/tcp/0","/ip4/127.0.0.1/udp/0/quic-v1"]"#.into(),
+                ),
+                ("X0TTA6BL4_TELEMETRY__XDP".into(), "false".into()),
+            ],
             prefix: Vec::new(),
         }
+    }
+
+    /// Turns XDP on and watches `interfaces`.
+    pub fn with_xdp_on(self, interfaces: &[&str]) -> Self {
+        let list: Vec<String> = interfaces.iter().map(|i| format!("\"{i}\"")).collect();
+        self.with("X0TTA6BL4_TELEMETRY__XDP", "true")
+            .with("X0TTA6BL4_TELEMETRY__INTERFACES", format!("[{}]", list.join(",")))
     }
 
     /// Adds one `X0TTA6BL4_*` setting.
@@ -233,13 +245,25 @@ impl NodeProcess {
     /// `POST` JSON to a path of the API; HTTP error statuses come back as errors
     /// carrying the body.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, LaunchError> {
+        self.send_json("POST", path, body)
+    }
+
+    /// `DELETE` with a JSON body, like [`NodeProcess::post`].
+    pub fn delete(&self, path: &str, body: &Value) -> Result<Value, LaunchError> {
+        self.send_json("DELETE", path, body)
+    }
+
+    fn send_json(&self, method: &'static str, path: &str, body: &Value) -> Result<Value, LaunchError> {
         let url = format!("{}{path}", self.api);
         let http = |reason: String| LaunchError::Http {
-            method: "POST",
+            method,
             url: url.clone(),
             reason,
         };
-        match ureq::post(&url).timeout(Duration::from_secs(120)).send_json(body) {
+        match ureq::request(method, &url)
+            .timeout(Duration::from_secs(120))
+            .send_json(body)
+        {
             Ok(response) => response.into_json().map_err(|e| http(e.to_string())),
             Err(ureq::Error::Status(code, response)) => {
                 Err(http(format!("{code}: {}", response.into_string().unwrap_or_default())))
