@@ -7,12 +7,14 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- mesh [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- reroute [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- memory [--quick]
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- xdp [--quick]       # root: namespaces, XDP
 //! ```
 
 mod memory;
 mod mesh;
 mod peers;
 mod reroute;
+mod xdp;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,8 +23,9 @@ fn main() {
         Some("mesh" | "throughput") | None => mesh::run(quick),
         Some("reroute") => reroute::run(quick),
         Some("memory") => memory::run(quick),
+        Some("xdp") => xdp::run(quick),
         Some(other) => {
-            eprintln!("unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory");
+            eprintln!("unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp");
             std::process::exit(2);
         }
     }
