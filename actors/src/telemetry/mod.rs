@@ -16,6 +16,8 @@ mod probe;
 pub mod procfs;
 pub mod quarantine;
 pub mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::{
     net::IpAddr,
@@ -121,11 +123,14 @@ impl TelemetryActor {
     }
 
     fn open_probes(&mut self) {
-        let interfaces = if self.config.interfaces.is_empty() {
+        let mut interfaces: Vec<String> = if self.config.interfaces.is_empty() {
             procfs::default_route_interface().into_iter().collect()
         } else {
             self.config.interfaces.clone()
         };
+        // One probe per interface: a name listed twice must not attach twice.
+        let mut seen = std::collections::HashSet::new();
+        interfaces.retain(|iface| seen.insert(iface.clone()));
         self.no_interface = interfaces.is_empty().then(|| {
             tracing::warn!("no interface to watch: no default route and telemetry.interfaces is empty");
             "no interface to watch: no default route and telemetry.interfaces is empty".to_string()
