@@ -4,6 +4,9 @@
 //!   link quality from ping, and the long-lived frame streams between neighbours.
 //! - [`router`] turns beacons into a link-state graph, computes shortest paths with a
 //!   loss-aware metric and a loop-free backup next hop, and forwards routed messages.
+//! - [`breaker`] holds circuit breakers per (action, target), the action rate limit
+//!   and the retry policy; [`alert`] is the one interface alerts go through.
+//! - [`healer`] runs the MAPE-K self-healing loop over all of the above.
 //! - [`store`] keeps what must survive a restart (identity key, peer book) in sled.
 //! - [`supervision`] counts restarts of supervised actors.
 //! - [`telemetry`] reads the XDP program's counters (or interface statistics),
@@ -13,6 +16,9 @@
 
 pub use libp2p;
 
+pub mod alert;
+pub mod breaker;
+pub mod healer;
 pub mod mesh;
 pub mod router;
 pub mod store;

@@ -1,7 +1,8 @@
 //! The node's embedded sled database: one database per data dir, one tree per subsystem.
 //!
-//! Today it holds the node identity (so a restarted node keeps its peer id) and the
-//! peer book (addresses learnt from beacons, used to rejoin after a restart).
+//! It holds the node identity (so a restarted node keeps its peer id), the peer book
+//! (addresses learnt from beacons, used to rejoin after a restart), and the healer's
+//! action history and rollback stack.
 
 use std::path::Path;
 
@@ -41,6 +42,11 @@ impl Store {
         Ok(Self {
             db: sled::Config::new().temporary(true).open()?,
         })
+    }
+
+    /// Opens (or creates) the tree a subsystem keeps its records in.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
     }
 
     /// Returns the stored libp2p identity, creating and storing a new one on first start.

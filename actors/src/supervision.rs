@@ -18,8 +18,17 @@ pub fn describe_actor(actor: &'static str) {
     metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).absolute(0);
 }
 
+/// Restarts of all actors since the process started (the healer watches it).
+static RESTARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Restarts of all actors since the process started.
+pub fn restarts_total() -> u64 {
+    RESTARTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Counts one restart of `actor` and logs why it stopped.
 pub fn record_restart(actor: &'static str, reason: &str) {
+    RESTARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(1);
     tracing::warn!(actor, reason, "supervised actor restarting");
 }
@@ -33,3 +42,11 @@ pub struct InjectFault;
 #[derive(Debug, thiserror::Error)]
 #[error("fault injection is disabled (set router.fault_injection = true)")]
 pub struct FaultRefused;
+
+/// Asks a supervised actor to restart (the healer's `restart_actor` action).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct Restart {
+    /// Why, for the restart log and counter.
+    pub reason: String,
+}

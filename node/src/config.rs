@@ -8,6 +8,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use x0tta6bl4_actors::breaker::BreakerConfig;
+use x0tta6bl4_actors::healer::HealerConfig;
 use x0tta6bl4_actors::mesh::MeshConfig;
 use x0tta6bl4_actors::router::RouterConfig;
 use x0tta6bl4_actors::telemetry::TelemetryConfig;
@@ -69,6 +71,10 @@ pub struct NodeConfig {
     pub router: RouterConfig,
     /// XDP counters, interface statistics, quarantine.
     pub telemetry: TelemetryConfig,
+    /// Circuit breakers, action rate limit, retries.
+    pub breaker: BreakerConfig,
+    /// The self-healing loop.
+    pub healer: HealerConfig,
 }
 
 impl Default for NodeConfig {
@@ -80,6 +86,8 @@ impl Default for NodeConfig {
             mesh: MeshConfig::default(),
             router: RouterConfig::default(),
             telemetry: TelemetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            healer: HealerConfig::default(),
         }
     }
 }
@@ -157,6 +165,21 @@ impl NodeConfig {
         }
         if self.telemetry.interval_ms < 10 {
             return invalid("telemetry.interval_ms", "must be at least 10");
+        }
+        if self.breaker.rate_limit == 0 || self.breaker.rate_window_secs == 0 {
+            return invalid("breaker.rate_limit", "and breaker.rate_window_secs must be at least 1");
+        }
+        if self.breaker.max_breakers == 0 {
+            return invalid("breaker.max_breakers", "must be at least 1");
+        }
+        if self.healer.cycle_ms < 10 {
+            return invalid("healer.cycle_ms", "must be at least 10");
+        }
+        if !(0.0..=1.0).contains(&self.healer.loss_threshold) {
+            return invalid("healer.loss_threshold", "must be between 0 and 1");
+        }
+        if self.healer.quarantine_secs == 0 {
+            return invalid("healer.quarantine_secs", "must be at least 1");
         }
         if self.telemetry.quarantine_ttl_secs == 0 {
             return invalid("telemetry.quarantine_ttl_secs", "must be at least 1");

@@ -7,11 +7,17 @@ use std::time::Instant;
 use actix::Supervisor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use x0tta6bl4_actors::alert::{LogAlertSink, SharedAlertSink};
+use x0tta6bl4_actors::breaker::BreakerActor;
+use x0tta6bl4_actors::healer::execute::Effectors;
+use x0tta6bl4_actors::healer::knowledge::Knowledge;
+use x0tta6bl4_actors::healer::observe::Sources;
+use x0tta6bl4_actors::healer::HealerActor;
 use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
 use x0tta6bl4_actors::router::{Forwarder, RouterActor};
 use x0tta6bl4_actors::store::Store;
-use x0tta6bl4_actors::telemetry::TelemetryActor;
+use x0tta6bl4_actors::telemetry::{Subscribe, TelemetryActor};
 
 use crate::api::{self, AppState};
 use crate::config::NodeConfig;
@@ -25,6 +31,16 @@ pub const HTTP_ADDR_FILE: &str = "http.addr";
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("x0tta_mttr_seconds".into()),
+            &[0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0],
+        )
+        .context("MTTR buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full("x0tta_mapek_cycle_seconds".into()),
+            &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0],
+        )
+        .context("cycle buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     // Networking gets its own runtime so a busy actor thread never delays frames.
@@ -63,11 +79,34 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
         let actor_handle = mesh_handle.clone();
         let recipient = router.clone().recipient();
-        let _mesh = Supervisor::start(move |_| MeshActor::new(actor_handle, recipient, network_handle));
+        let mesh_actor = Supervisor::start(move |_| MeshActor::new(actor_handle, recipient, network_handle));
 
         let telemetry_config = config.telemetry.clone();
         let fault_injection = config.router.fault_injection;
         let telemetry = Supervisor::start(move |_| TelemetryActor::new(telemetry_config, fault_injection));
+
+        let alerts: SharedAlertSink = Arc::new(LogAlertSink);
+        let breaker_config = config.breaker.clone();
+        let breaker_alerts = alerts.clone();
+        let breaker = Supervisor::start(move |_| BreakerActor::new(breaker_config, breaker_alerts));
+
+        let knowledge =
+            Knowledge::open(&store, config.healer.history_limit).context("cannot open the healing history")?;
+        let effectors = Effectors {
+            sources: Sources {
+                mesh: mesh_handle.clone(),
+                router: router.clone(),
+                forwarder: forwarder.clone(),
+            },
+            telemetry: telemetry.clone(),
+            breaker: breaker.clone(),
+            mesh_actor: mesh_actor.recipient(),
+        };
+        let (healer_config, retry) = (config.healer.clone(), config.breaker.clone());
+        let healer_alerts = alerts.clone();
+        let healer =
+            Supervisor::start(move |_| HealerActor::new(healer_config, retry, effectors, knowledge, healer_alerts));
+        telemetry.do_send(Subscribe(healer.clone().recipient()));
 
         let state = AppState {
             name: config.name.clone(),
@@ -75,6 +114,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             router,
             forwarder,
             telemetry,
+            breaker,
+            healer,
             prometheus,
             debug_hooks: config.router.fault_injection,
             started: Instant::now(),

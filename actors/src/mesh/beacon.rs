@@ -9,6 +9,8 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::LinkQuality;
+
 /// Gossipsub topic of beacons.
 pub const BEACON_TOPIC: &str = "x0tta6bl4/beacons/1";
 /// Largest encoded beacon accepted.
@@ -29,6 +31,9 @@ pub struct LinkReport {
     pub rtt_ms: f64,
     /// Share of recent pings lost, 0.0 ..= 1.0.
     pub loss: f64,
+    /// The owner's healer routes around this link; everyone weighs it so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub avoided: bool,
 }
 
 /// Beacon as it travels on the wire (JSON).
@@ -62,8 +67,8 @@ pub struct ValidBeacon {
     pub seq: u64,
     /// Sender's clock, Unix milliseconds.
     pub timestamp_ms: u64,
-    /// Links as `(neighbour, rtt_ms, loss)`.
-    pub links: Vec<(PeerId, f64, f64)>,
+    /// The sender's links.
+    pub links: Vec<LinkQuality>,
 }
 
 /// Why a beacon was dropped. Counted in `x0tta_beacons_rejected_total{reason}`.
@@ -158,7 +163,12 @@ impl Beacon {
                 if !sane {
                     return Err(BeaconError::InvalidField("links.rtt_ms/loss"));
                 }
-                Ok((id, l.rtt_ms, l.loss))
+                Ok(LinkQuality {
+                    peer: id,
+                    rtt_ms: l.rtt_ms,
+                    loss: l.loss,
+                    avoided: l.avoided,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ValidBeacon {
@@ -187,6 +197,7 @@ mod tests {
                 peer_id: PeerId::random().to_string(),
                 rtt_ms: 0.5,
                 loss: 0.0,
+                avoided: false,
             }],
         }
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
-use libp2p::{connection_limits, gossipsub, identify, identity::Keypair, kad, ping, StreamProtocol};
+use libp2p::{allow_block_list, connection_limits, gossipsub, identify, identity::Keypair, kad, ping, StreamProtocol};
 
 use super::config::MeshConfig;
 
@@ -27,6 +27,8 @@ pub struct MeshBehaviour {
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// Caps on connections, total and per peer.
     pub limits: connection_limits::Behaviour,
+    /// Peers refused while quarantined by the healer.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Raw streams carrying routed frames.
     pub streams: libp2p_stream::Behaviour,
 }
@@ -72,6 +74,7 @@ impl MeshBehaviour {
             ping,
             kad: kad.into(),
             limits,
+            blocked: allow_block_list::Behaviour::default(),
             streams: libp2p_stream::Behaviour::new(),
         })
     }

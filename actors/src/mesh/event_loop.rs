@@ -13,16 +13,16 @@ use actix::Recipient;
 use futures::StreamExt;
 use libp2p::swarm::{
     dial_opts::{DialOpts, PeerCondition},
-    SwarmEvent,
+    ConnectionId, SwarmEvent,
 };
 use libp2p::{gossipsub, identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::link_stats::LinkStats;
 use super::streams::{read_frames, write_frames, FRAME_PROTOCOL};
-use super::{metrics as m, Command, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
+use super::{metrics as m, Command, LinkQuality, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
 
 /// Minimum pause between a redial of the same peer.
 const REDIAL_BACKOFF: Duration = Duration::from_secs(2);
@@ -37,7 +37,12 @@ struct EventLoop {
     last_dial: HashMap<PeerId, Instant>,
     bootstrap_peers: HashSet<PeerId>,
     seq: u64,
+    /// Dials whose outcome someone awaits (the healer), by connection id.
+    awaited_dials: HashMap<ConnectionId, oneshot::Sender<Result<(), MeshError>>>,
 }
+
+/// Dials awaited at once; more are refused (each healer action awaits one).
+const MAX_AWAITED_DIALS: usize = 256;
 
 /// Builds the swarm and runs the loop until the command channel closes or the
 /// swarm fails.
@@ -65,6 +70,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         links: HashMap::new(),
         last_dial: HashMap::new(),
         bootstrap_peers: HashSet::new(),
+        awaited_dials: HashMap::new(),
         seq: unix_ms(),
     };
     event_loop.start()?;
@@ -157,12 +163,64 @@ impl EventLoop {
         }
     }
 
+    /// Dials `peer` and answers `reply` once the outcome is known.
+    fn dial_awaited(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), MeshError>>) {
+        if self.swarm.is_connected(&peer) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        self.awaited_dials.retain(|_, waiting| !waiting.is_closed());
+        if self.awaited_dials.len() >= MAX_AWAITED_DIALS {
+            let _ = reply.send(Err(MeshError::Dial("too many dials in flight".into())));
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::Always)
+            .build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.awaited_dials.insert(id, reply);
+            }
+            Err(error) => {
+                m::dial_failed();
+                let _ = reply.send(Err(MeshError::Dial(error.to_string())));
+            }
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
             }
             Command::Dial(addr) => self.dial_addr(addr),
+            Command::DialPeer(peer, addrs, reply) => self.dial_awaited(peer, addrs, reply),
+            Command::Block(peer, blocked) => {
+                let list = &mut self.swarm.behaviour_mut().blocked;
+                if blocked {
+                    list.block_peer(peer);
+                } else {
+                    list.unblock_peer(peer);
+                }
+                tracing::info!(%peer, blocked, "peer block list changed");
+            }
+            Command::Avoid(peer, avoid) => {
+                let changed = {
+                    let mut avoided = self.shared.avoided.lock();
+                    match avoid {
+                        true if avoided.len() < super::MAX_AVOIDED => avoided.insert(peer),
+                        true => false,
+                        false => avoided.remove(&peer),
+                    }
+                };
+                if changed {
+                    tracing::info!(%peer, avoid, "link preference changed; announcing it");
+                    self.notify_links();
+                    self.publish_beacon();
+                }
+            }
             Command::PublishRaw(bytes, reply) => {
                 let result = self
                     .swarm
@@ -204,8 +262,12 @@ impl EventLoop {
                 peer_id,
                 num_established,
                 endpoint,
+                connection_id,
                 ..
             } => {
+                if let Some(reply) = self.awaited_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
                 if num_established.get() == 1 {
                     self.link_up(peer_id);
                 }
@@ -220,7 +282,14 @@ impl EventLoop {
                 tracing::info!(peer = %peer_id, cause = ?cause, "link down");
                 self.link_down(peer_id);
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                error,
+                connection_id,
+            } => {
+                if let Some(reply) = self.awaited_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(MeshError::Dial(error.to_string())));
+                }
                 m::dial_failed();
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
             }
@@ -228,10 +297,13 @@ impl EventLoop {
                 self.on_beacon(&message);
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
-                let stats = self.links.entry(peer).or_default();
-                match result {
-                    Ok(rtt) => stats.record_success(rtt),
-                    Err(_) => stats.record_failure(),
+                // Only live links: a ping failing on a connection that just closed
+                // must not bring the link back as a ghost.
+                if let Some(stats) = self.links.get_mut(&peer) {
+                    match result {
+                        Ok(rtt) => stats.record_success(rtt),
+                        Err(_) => stats.record_failure(),
+                    }
                 }
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received {
@@ -354,11 +426,17 @@ impl EventLoop {
         self.publish_beacon();
     }
 
-    fn link_reports(&self) -> Vec<(PeerId, f64, f64)> {
+    fn link_reports(&self) -> Vec<LinkQuality> {
+        let avoided = self.shared.avoided.lock();
         self.links
             .iter()
             .filter(|(peer, _)| self.shared.neighbours.contains(peer))
-            .map(|(peer, stats)| (*peer, stats.rtt_ms(), stats.loss()))
+            .map(|(peer, stats)| LinkQuality {
+                peer: *peer,
+                rtt_ms: stats.rtt_ms(),
+                loss: stats.loss(),
+                avoided: avoided.contains(peer),
+            })
             .collect()
     }
 
@@ -389,10 +467,11 @@ impl EventLoop {
             links: self
                 .link_reports()
                 .into_iter()
-                .map(|(peer, rtt_ms, loss)| LinkReport {
-                    peer_id: peer.to_string(),
-                    rtt_ms,
-                    loss,
+                .map(|link| LinkReport {
+                    peer_id: link.peer.to_string(),
+                    rtt_ms: link.rtt_ms,
+                    loss: link.loss,
+                    avoided: link.avoided,
                 })
                 .collect(),
         };

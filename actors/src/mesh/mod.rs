@@ -21,6 +21,7 @@ pub mod streams;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, Supervised};
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
@@ -58,7 +59,26 @@ pub enum MeshError {
     /// The event loop is not running (stopping or restarting).
     #[error("mesh event loop is not running")]
     Stopped,
+    /// A dial failed or timed out.
+    #[error("dial failed: {0}")]
+    Dial(String),
 }
+
+/// A link's quality as its owner reports it, in beacons and to the router.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkQuality {
+    /// The neighbour.
+    pub peer: PeerId,
+    /// Smoothed round-trip time in milliseconds.
+    pub rtt_ms: f64,
+    /// Share of recent pings lost.
+    pub loss: f64,
+    /// The owner's healer routes around this link.
+    pub avoided: bool,
+}
+
+/// Most links the healer may mark as avoided at once.
+const MAX_AVOIDED: usize = 1_024;
 
 /// What the mesh tells the router.
 #[derive(Debug, Message)]
@@ -66,8 +86,8 @@ pub enum MeshError {
 pub enum MeshEvent {
     /// A valid beacon from another node.
     Beacon(beacon::ValidBeacon),
-    /// The local node's live links as `(neighbour, rtt_ms, loss)`.
-    LocalLinks(Vec<(PeerId, f64, f64)>),
+    /// The local node's live links.
+    LocalLinks(Vec<LinkQuality>),
     /// The last connection to a neighbour closed.
     LinkDown(PeerId),
 }
@@ -101,6 +121,9 @@ pub(crate) enum Command {
     Status(oneshot::Sender<MeshStatus>),
     Dial(Multiaddr),
     PublishRaw(Vec<u8>, oneshot::Sender<Result<(), MeshError>>),
+    DialPeer(PeerId, Vec<Multiaddr>, oneshot::Sender<Result<(), MeshError>>),
+    Block(PeerId, bool),
+    Avoid(PeerId, bool),
 }
 
 /// State shared by the actor, the event loop and handles.
@@ -114,6 +137,8 @@ pub(crate) struct MeshShared {
     frames: Arc<dyn FrameHandler>,
     ready: AtomicBool,
     commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
+    /// Neighbours whose links the healer asked to avoid (kept across loop restarts).
+    avoided: parking_lot::Mutex<std::collections::HashSet<PeerId>>,
 }
 
 /// Cheap, cloneable access to the mesh from other actors and the API.
@@ -153,6 +178,38 @@ impl MeshHandle {
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), MeshError> {
         self.commands
             .send(Command::Dial(addr))
+            .await
+            .map_err(|_| MeshError::Stopped)
+    }
+
+    /// Dials `peer` at `addrs` and waits until a connection is up (Ok at once if
+    /// one already is), the dial fails, or `timeout` passes.
+    pub async fn dial_peer(&self, peer: PeerId, addrs: Vec<Multiaddr>, timeout: Duration) -> Result<(), MeshError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::DialPeer(peer, addrs, tx))
+            .await
+            .map_err(|_| MeshError::Stopped)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(answer) => answer.map_err(|_| MeshError::Stopped)?,
+            Err(_) => Err(MeshError::Dial(format!("no connection within {timeout:?}"))),
+        }
+    }
+
+    /// Refuses (`blocked: true`) every connection to and from `peer`, closing
+    /// those open now, or accepts them again.
+    pub async fn set_blocked(&self, peer: PeerId, blocked: bool) -> Result<(), MeshError> {
+        self.commands
+            .send(Command::Block(peer, blocked))
+            .await
+            .map_err(|_| MeshError::Stopped)
+    }
+
+    /// Marks the link to `peer` as avoided (or not) in this node's beacons and
+    /// local links, so every node weighs it alike and routes stay loop free.
+    pub async fn set_avoided(&self, peer: PeerId, avoided: bool) -> Result<(), MeshError> {
+        self.commands
+            .send(Command::Avoid(peer, avoided))
             .await
             .map_err(|_| MeshError::Stopped)
     }
@@ -198,6 +255,7 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
         neighbours: parts.neighbours,
         frames: parts.frames,
         ready: AtomicBool::new(false),
+        avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
         commands: tokio::sync::Mutex::new(rx),
     });
     MeshHandle { commands: tx, shared }
@@ -273,6 +331,16 @@ impl Supervised for MeshActor {
         self.restarts = self.restarts.saturating_add(1);
         let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
         supervision::record_restart("mesh", &reason);
+    }
+}
+
+impl Handler<supervision::Restart> for MeshActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: supervision::Restart, ctx: &mut Context<Self>) {
+        tracing::warn!(reason = %msg.reason, "mesh restart requested");
+        self.last_failure = Some(msg.reason);
+        actix::ActorContext::stop(ctx);
     }
 }
 

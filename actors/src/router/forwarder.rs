@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ use crate::mesh::{unix_ms, FrameHandler, Neighbours};
 
 /// Echo requests awaiting their reply.
 const MAX_PENDING_ECHOES: usize = 1_024;
+/// Neighbours whose protocol violations are counted.
+const MAX_MISBEHAVING: usize = 1_024;
 
 /// Why a message from this node could not be sent.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,6 +89,10 @@ pub struct Forwarder {
     reliable: Mutex<Reliable>,
     next_id: AtomicU64,
     counters: ForwarderCounters,
+    /// Protocol violations (undecodable frames, TTL 0) per sending neighbour.
+    violations: Mutex<LruCache<PeerId, u64>>,
+    /// Test-only gray failure: silently drop every frame to relay.
+    blackhole: AtomicBool,
 }
 
 impl Forwarder {
@@ -106,6 +112,36 @@ impl Forwarder {
             // Random start: ids stay unique across restarts of this node.
             next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             counters: ForwarderCounters::default(),
+            violations: Mutex::new(LruCache::new(
+                NonZeroUsize::new(MAX_MISBEHAVING).unwrap_or(NonZeroUsize::MIN),
+            )),
+            blackhole: AtomicBool::new(false),
+        }
+    }
+
+    /// Protocol violations counted per neighbour since start (undecodable
+    /// frames, frames sent with TTL 0): evidence for quarantine.
+    pub fn violations(&self) -> Vec<(PeerId, u64)> {
+        self.violations.lock().iter().map(|(p, n)| (*p, *n)).collect()
+    }
+
+    /// Test-only gray failure: when on, frames to relay vanish without a report
+    /// while links and beacons stay healthy. Refused unless `fault_injection`.
+    pub fn set_blackhole(&self, on: bool) -> Result<(), crate::supervision::FaultRefused> {
+        if !self.config.fault_injection {
+            return Err(crate::supervision::FaultRefused);
+        }
+        self.blackhole.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn record_violation(&self, from: PeerId) {
+        let mut violations = self.violations.lock();
+        match violations.get_mut(&from) {
+            Some(count) => *count += 1,
+            None => {
+                violations.put(from, 1);
+            }
         }
     }
 
@@ -263,10 +299,14 @@ impl Forwarder {
     pub async fn on_frame(&self, from: PeerId, bytes: Bytes) {
         let frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
-            Err(reason) => return self.reject_from(from, reason),
+            Err(reason) => {
+                self.record_violation(from);
+                return self.reject_from(from, reason);
+            }
         };
         if frame.ttl == 0 {
             // A frame must never be sent with no hops left.
+            self.record_violation(from);
             self.reject_from(from, RejectReason::TtlExpired);
             return self.report(&frame, RejectReason::TtlExpired).await;
         }
@@ -275,6 +315,9 @@ impl Forwarder {
         }
         if frame.dst == self.local {
             return self.deliver(frame).await;
+        }
+        if self.blackhole.load(Ordering::Relaxed) {
+            return;
         }
         let mut frame = frame;
         frame.ttl -= 1;

@@ -36,6 +36,20 @@ pub fn link_cost(rtt_ms: f64, loss: f64) -> Cost {
     ((HOP_COST + rtt_ms * 1_000.0) / delivery) as Cost
 }
 
+/// Cost multiplier of a link its owner's healer asked to avoid: traffic leaves
+/// it for any path up to a thousand times longer, but it still carries traffic
+/// when nothing else is left.
+pub const AVOID_PENALTY: Cost = 1_000;
+
+/// Cost of a reported link: [`link_cost`], times [`AVOID_PENALTY`] when avoided.
+pub fn quality_cost(link: &crate::mesh::LinkQuality) -> Cost {
+    let cost = link_cost(link.rtt_ms, link.loss);
+    match link.avoided {
+        true => cost.saturating_mul(AVOID_PENALTY),
+        false => cost,
+    }
+}
+
 /// Undirected weighted graph of the mesh.
 #[derive(Debug, Default, Clone)]
 pub struct Graph {

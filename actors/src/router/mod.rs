@@ -28,11 +28,19 @@ pub use forwarder::Forwarder;
 
 use crate::mesh::MeshEvent;
 use crate::supervision::{self, FaultRefused, InjectFault};
-use graph::{link_cost, Cost, Graph};
+use graph::{quality_cost, Cost, Graph};
 
 /// Serializes a value through its `Display` form (peer ids as base58 text).
 pub fn serialize_display<S: serde::Serializer, T: Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+/// Serializes an optional value through its `Display` form (`null` when absent).
+pub fn serialize_option_display<S: serde::Serializer, T: Display>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 /// What the router knows about another node from its beacons.
@@ -104,7 +112,7 @@ impl RouterActor {
         let links = beacon
             .links
             .iter()
-            .map(|(peer, rtt, loss)| (*peer, link_cost(*rtt, *loss)))
+            .map(|link| (link.peer, quality_cost(link)))
             .collect();
         let changed = self.nodes.get(&beacon.peer).is_none_or(|n| n.links != links);
         self.nodes.insert(
@@ -201,10 +209,7 @@ impl Handler<MeshEvent> for RouterActor {
         match event {
             MeshEvent::Beacon(beacon) => self.on_beacon(beacon),
             MeshEvent::LocalLinks(links) => {
-                let links: Vec<(PeerId, Cost)> = links
-                    .into_iter()
-                    .map(|(p, rtt, loss)| (p, link_cost(rtt, loss)))
-                    .collect();
+                let links: Vec<(PeerId, Cost)> = links.iter().map(|link| (link.peer, quality_cost(link))).collect();
                 if links != self.local_links {
                     self.local_links = links;
                     self.dirty = true;

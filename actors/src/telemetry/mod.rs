@@ -22,7 +22,7 @@ mod tests;
 use std::{
     net::IpAddr,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, Recipient, Supervised};
@@ -197,7 +197,7 @@ impl TelemetryActor {
         let process = self.process(now);
         metrics::export_process(&process, self.quarantine.len());
         let snapshot = Arc::new(TelemetrySnapshot {
-            taken_unix_ms: unix_ms(),
+            taken_unix_ms: crate::mesh::unix_ms(),
             interval_ms: self.config.interval_ms,
             xdp: self.xdp_status(),
             interfaces,
@@ -317,13 +317,6 @@ impl TelemetryActor {
             .filter(|v| request.addrs.contains(&v.addr))
             .collect())
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl Actor for TelemetryActor {

@@ -68,7 +68,17 @@ pub async fn raw_beacon(state: web::Data<AppState>, body: web::Bytes) -> Result<
 struct RawFrameRequest {
     peer: String,
     hex: String,
+    /// Times to send it (a flood, for quarantine tests).
+    #[serde(default = "one")]
+    count: u32,
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// Most copies one raw-frame request may send.
+const MAX_RAW_COPIES: u32 = 100_000;
 
 /// `POST /api/v1/debug/frame {"peer", "hex"}`: queues raw bytes as one frame to a neighbour.
 pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
@@ -84,11 +94,32 @@ pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<H
             "peer is not a neighbour",
         )
     })?;
-    queue
-        .send(bytes.into())
-        .await
-        .map_err(|_| ApiError::unavailable("neighbour disconnected"))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "queued": true })))
+    let bytes = bytes::Bytes::from(bytes);
+    for _ in 0..request.count.clamp(1, MAX_RAW_COPIES) {
+        queue
+            .send(bytes.clone())
+            .await
+            .map_err(|_| ApiError::unavailable("neighbour disconnected"))?;
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "queued": request.count.clamp(1, MAX_RAW_COPIES) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlackholeRequest {
+    enabled: bool,
+}
+
+/// `POST /api/v1/debug/blackhole {"enabled": true}`: a gray failure — this node
+/// silently drops every frame it should relay while its links look healthy.
+pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    let request: BlackholeRequest = parse_json(&body)?;
+    state
+        .forwarder
+        .set_blackhole(request.enabled)
+        .map_err(|e| ApiError::bad_request("debug_disabled", e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "blackhole": request.enabled })))
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {

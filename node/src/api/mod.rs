@@ -12,6 +12,8 @@ use std::time::Instant;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::PrometheusHandle;
+use x0tta6bl4_actors::breaker::BreakerActor;
+use x0tta6bl4_actors::healer::HealerActor;
 use x0tta6bl4_actors::mesh::MeshHandle;
 use x0tta6bl4_actors::router::{Forwarder, RouterActor};
 use x0tta6bl4_actors::telemetry::TelemetryActor;
@@ -32,6 +34,10 @@ pub struct AppState {
     pub forwarder: Arc<Forwarder>,
     /// XDP counters and the quarantine.
     pub telemetry: Addr<TelemetryActor>,
+    /// Circuit breakers and the action rate limit.
+    pub breaker: Addr<BreakerActor>,
+    /// The self-healing loop.
+    pub healer: Addr<HealerActor>,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
     /// Whether test-only debug endpoints are on.
@@ -58,12 +64,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/messages", web::post().to(messages::send))
                 .route("/ping", web::post().to(messages::ping))
                 .route("/telemetry", web::get().to(telemetry::snapshot))
+                .route("/breakers", web::get().to(views::breakers))
+                .route("/healing", web::get().to(views::healing))
+                .route("/healing/rollback", web::post().to(views::rollback_last_action))
                 .route("/quarantine", web::get().to(telemetry::list_quarantine))
                 .route("/quarantine", web::post().to(telemetry::quarantine))
                 .route("/quarantine", web::delete().to(telemetry::release))
                 .route("/debug/fault", web::post().to(debug::fault))
                 .route("/debug/beacon", web::post().to(debug::raw_beacon))
                 .route("/debug/frame", web::post().to(debug::raw_frame))
+                .route("/debug/blackhole", web::post().to(debug::blackhole))
                 .route("/bench/probes", web::post().to(debug::send_probes))
                 .route("/bench/probes", web::get().to(debug::probe_summary))
                 .route("/bench/probes", web::delete().to(debug::reset_probes)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use x0tta6bl4_actors::libp2p::multiaddr::Protocol;
+use x0tta6bl4_actors::healer::plan::ips;
 use x0tta6bl4_actors::libp2p::Multiaddr;
 use x0tta6bl4_actors::telemetry::{GetTelemetry, ListQuarantine, Quarantine, QuarantineError, Release};
 
@@ -122,7 +122,8 @@ async fn resolve(state: &AppState, addresses: &[String], peer: Option<&str>) -> 
                 format!("no beacon from {peer_id}"),
             )
         })?;
-        let announced: Vec<IpAddr> = node.addrs.iter().filter_map(|a| ip_of(a)).collect();
+        let multiaddrs: Vec<Multiaddr> = node.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        let announced = ips(&multiaddrs);
         if announced.is_empty() {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -138,38 +139,4 @@ async fn resolve(state: &AppState, addresses: &[String], peer: Option<&str>) -> 
     addrs.sort();
     addrs.dedup();
     Ok(addrs)
-}
-
-/// The routable IP address in a multiaddr (`/ip4/10.77.0.2/tcp/4001` → 10.77.0.2).
-fn ip_of(multiaddr: &str) -> Option<IpAddr> {
-    let parsed: Multiaddr = multiaddr.parse().ok()?;
-    parsed
-        .iter()
-        .find_map(|p| match p {
-            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-            _ => None,
-        })
-        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ip_of;
-
-    #[test]
-    fn ip_of_takes_routable_addresses_only() {
-        assert_eq!(
-            ip_of("/ip4/10.77.0.2/tcp/4001").map(|a| a.to_string()),
-            Some("10.77.0.2".into())
-        );
-        assert_eq!(
-            ip_of("/ip6/fd00::2/udp/4001/quic-v1").map(|a| a.to_string()),
-            Some("fd00::2".into())
-        );
-        assert_eq!(ip_of("/ip4/127.0.0.1/tcp/4001"), None);
-        assert_eq!(ip_of("/ip4/0.0.0.0/tcp/4001"), None);
-        assert_eq!(ip_of("/dns4/example.org/tcp/1"), None);
-        assert_eq!(ip_of("not a multiaddr"), None);
-    }
 }

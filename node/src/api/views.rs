@@ -125,3 +125,41 @@ pub async fn topology(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         "edges": router.edges,
     })))
 }
+
+/// `GET /api/v1/breakers`: every circuit breaker and the action rate limit.
+pub async fn breakers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let view = state
+        .breaker
+        .send(x0tta6bl4_actors::breaker::ListBreakers)
+        .await
+        .map_err(|_| ApiError::unavailable("breaker is restarting"))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /api/v1/healing`: the healer's history (newest first), symptoms and actions in force.
+pub async fn healing(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let view = state
+        .healer
+        .send(x0tta6bl4_actors::healer::GetHealing)
+        .await
+        .map_err(|_| ApiError::unavailable("healer is restarting"))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /api/v1/healing/rollback`: undoes the newest action on the rollback stack.
+pub async fn rollback_last_action(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let undone = state
+        .healer
+        .send(x0tta6bl4_actors::healer::RollbackLast)
+        .await
+        .map_err(|_| ApiError::unavailable("healer is restarting"))?
+        .map_err(|e| ApiError::new(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, "store_error", e))?;
+    match undone {
+        Some(record) => Ok(HttpResponse::Ok().json(serde_json::json!({ "rolled_back": record }))),
+        None => Err(ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "nothing_to_roll_back",
+            "the rollback stack is empty",
+        )),
+    }
+}

@@ -1,0 +1,302 @@
+//! Execute: carry out an action through the breaker and rate limiter with
+//! retries, undo it, and judge its effect after the verification window.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Addr, Recipient};
+use futures::future::join_all;
+use libp2p::{Multiaddr, PeerId};
+
+use super::config::HealerConfig;
+use super::observe::Sources;
+use super::plan::Action;
+use crate::breaker::backoff::full_jitter;
+use crate::breaker::{Acquire, BreakerActor, BreakerConfig, Report};
+use crate::router::Forwarder;
+use crate::supervision::Restart;
+use crate::telemetry::{Quarantine, Release, TelemetryActor};
+
+/// Everything actions act through.
+#[derive(Clone)]
+pub struct Effectors {
+    /// Mesh, router and forwarder.
+    pub sources: Sources,
+    /// XDP blocklist.
+    pub telemetry: Addr<TelemetryActor>,
+    /// Breakers and the rate limit.
+    pub breaker: Addr<BreakerActor>,
+    /// Restarts the mesh actor.
+    pub mesh_actor: Recipient<Restart>,
+}
+
+/// What happened when an action was carried out.
+#[derive(Debug)]
+pub struct Execution {
+    /// Error of each failed attempt, in order.
+    pub failures: Vec<String>,
+    /// Detail of the successful attempt, if one succeeded.
+    pub success: Option<String>,
+    /// Why no (further) attempt was made, if refused.
+    pub refused: Option<String>,
+    /// Delivery to the affected destinations before the action (0..=1).
+    pub baseline: Option<f64>,
+}
+
+/// The verdict after the verification window.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The symptom is gone; recovery observed at this instant.
+    Recovered(Instant, String),
+    /// The action made delivery worse: undo it.
+    Worse(String),
+    /// The action did not take (e.g. the redialled link dropped again).
+    NotRecovered(String),
+}
+
+/// Carries out `action`: one attempt per breaker permit, retried with full-jitter
+/// backoff up to `retry.max_retries` times.
+pub async fn execute(
+    effectors: Effectors,
+    action: Action,
+    affected: Vec<PeerId>,
+    config: HealerConfig,
+    retry: BreakerConfig,
+) -> Execution {
+    let baseline = match action {
+        Action::SwitchRoute { .. } if !affected.is_empty() => {
+            Some(delivery(&effectors.sources.forwarder, &affected, &config).await)
+        }
+        _ => None,
+    };
+    let mut execution = Execution {
+        failures: Vec::new(),
+        success: None,
+        refused: None,
+        baseline,
+    };
+    let (base, cap) = retry.retry_delays();
+    for attempt in 0..=retry.max_retries {
+        let permit = effectors
+            .breaker
+            .send(Acquire {
+                kind: action.kind(),
+                target: action.target(),
+            })
+            .await;
+        match permit {
+            Ok(Ok(())) => {}
+            Ok(Err(refusal)) => {
+                execution.refused = Some(refusal.to_string());
+                return execution;
+            }
+            Err(_) => {
+                execution.refused = Some("breaker actor unavailable".into());
+                return execution;
+            }
+        }
+        let result = perform(&effectors, &action, &config).await;
+        let report = Report {
+            kind: action.kind(),
+            target: action.target(),
+            success: result.is_ok(),
+        };
+        let _ = effectors.breaker.send(report).await;
+        match result {
+            Ok(detail) => {
+                execution.success = Some(detail);
+                return execution;
+            }
+            Err(error) => execution.failures.push(error),
+        }
+        if attempt < retry.max_retries {
+            tokio::time::sleep(full_jitter(attempt, base, cap, &mut rand::thread_rng())).await;
+        }
+    }
+    execution
+}
+
+async fn perform(effectors: &Effectors, action: &Action, config: &HealerConfig) -> Result<String, String> {
+    let sources = &effectors.sources;
+    match action {
+        Action::SwitchRoute { peer } => {
+            let peer = parse(peer)?;
+            sources.mesh.set_avoided(peer, true).await.map_err(|e| e.to_string())?;
+            Ok("link announced as avoided; routes move off it".into())
+        }
+        Action::Redial { peer, addrs } => {
+            let peer = parse(peer)?;
+            sources
+                .mesh
+                .dial_peer(peer, multiaddrs(addrs), Duration::from_millis(config.dial_timeout_ms))
+                .await
+                .map(|()| "connected".to_string())
+                .map_err(|e| e.to_string())
+        }
+        Action::Quarantine { peer, addrs } => {
+            let peer_id = parse(peer)?;
+            sources
+                .mesh
+                .set_blocked(peer_id, true)
+                .await
+                .map_err(|e| e.to_string())?;
+            if addrs.is_empty() {
+                return Ok("blocked in libp2p; no IP address for XDP".into());
+            }
+            let views = effectors
+                .telemetry
+                .send(Quarantine {
+                    addrs: addrs.clone(),
+                    peer: Some(peer.clone()),
+                    reason: "healer: protocol violations".into(),
+                    ttl: Some(config.quarantine()),
+                })
+                .await
+                .map_err(|_| "telemetry unavailable".to_string())?
+                .map_err(|e| e.to_string())?;
+            let enforced = views.iter().filter(|v| v.enforced).count();
+            Ok(format!(
+                "blocked in libp2p; {enforced} of {} addresses dropped by XDP",
+                addrs.len()
+            ))
+        }
+        Action::RestartActor { actor } => {
+            effectors
+                .mesh_actor
+                .send(Restart {
+                    reason: format!("healer: {actor} unresponsive"),
+                })
+                .await
+                .map_err(|_| format!("{actor} actor unavailable"))?;
+            Ok(format!("{actor} restarted"))
+        }
+        Action::Failover { peers } => {
+            let timeout = Duration::from_millis(config.dial_timeout_ms);
+            let dials = peers.iter().filter_map(|(peer, addrs)| {
+                let peer = peer.parse().ok()?;
+                Some(sources.mesh.dial_peer(peer, multiaddrs(addrs), timeout))
+            });
+            let connected = join_all(dials).await.into_iter().filter(Result::is_ok).count();
+            if connected > 0 {
+                Ok(format!("connected to {connected} of {} known peers", peers.len()))
+            } else {
+                Err(format!("none of {} known peers answered", peers.len()))
+            }
+        }
+    }
+}
+
+/// Undoes `action` (rollback). Actions that cannot make things worse have nothing to undo.
+pub async fn undo(effectors: &Effectors, action: &Action) -> Result<String, String> {
+    match action {
+        Action::SwitchRoute { peer } => {
+            let peer = parse(peer)?;
+            effectors
+                .sources
+                .mesh
+                .set_avoided(peer, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok("previous routes restored".into())
+        }
+        Action::Quarantine { peer, addrs } => {
+            let peer = parse(peer)?;
+            effectors
+                .sources
+                .mesh
+                .set_blocked(peer, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            effectors
+                .telemetry
+                .send(Release(addrs.clone()))
+                .await
+                .map_err(|_| "telemetry unavailable".to_string())?;
+            Ok("released".into())
+        }
+        Action::Redial { .. } | Action::RestartActor { .. } | Action::Failover { .. } => Ok("nothing to undo".into()),
+    }
+}
+
+/// Judges an action after the verification window.
+pub async fn verify(
+    effectors: Effectors,
+    action: Action,
+    affected: Vec<PeerId>,
+    baseline: Option<f64>,
+    config: HealerConfig,
+) -> Verdict {
+    let sources = &effectors.sources;
+    let connected = || async {
+        sources
+            .mesh
+            .status()
+            .await
+            .map(|s| s.peers.iter().map(|l| l.peer).collect::<HashSet<PeerId>>())
+            .unwrap_or_default()
+    };
+    match &action {
+        Action::SwitchRoute { .. } => {
+            if affected.is_empty() {
+                return Verdict::Recovered(Instant::now(), "no route used the link".into());
+            }
+            let after = delivery(&sources.forwarder, &affected, &config).await;
+            let before = baseline.unwrap_or(0.0);
+            let detail = format!("delivery {:.0} % before, {:.0} % after", before * 100.0, after * 100.0);
+            // Worse: clearly less delivered than before, or nothing at all (then
+            // the previous state cannot be worse, so going back costs nothing).
+            if after + 0.2 < before || after == 0.0 {
+                Verdict::Worse(detail)
+            } else {
+                Verdict::Recovered(Instant::now(), detail)
+            }
+        }
+        Action::Redial { peer, .. } => match peer.parse() {
+            Ok(peer) if connected().await.contains(&peer) => Verdict::Recovered(Instant::now(), "link up".into()),
+            _ => Verdict::NotRecovered("link dropped again".into()),
+        },
+        Action::Quarantine { peer, .. } => match peer.parse() {
+            Ok(peer) if !connected().await.contains(&peer) => Verdict::Recovered(Instant::now(), "peer cut off".into()),
+            _ => Verdict::NotRecovered("peer still connected".into()),
+        },
+        Action::Failover { .. } if !connected().await.is_empty() => {
+            Verdict::Recovered(Instant::now(), "links up".into())
+        }
+        Action::Failover { .. } => Verdict::NotRecovered("still isolated".into()),
+        Action::RestartActor { .. } => match sources.mesh.status().await {
+            Ok(_) => Verdict::Recovered(Instant::now(), "mesh answers".into()),
+            Err(e) => Verdict::NotRecovered(e.to_string()),
+        },
+    }
+}
+
+/// Share of routed echoes to `destinations` that came back in time.
+pub async fn delivery(forwarder: &Arc<Forwarder>, destinations: &[PeerId], config: &HealerConfig) -> f64 {
+    let timeout = Duration::from_millis(config.probe_timeout_ms);
+    let per_destination = destinations.iter().map(|dst| async move {
+        let mut ok = 0u32;
+        for _ in 0..config.probes {
+            if forwarder.echo(*dst, timeout).await.is_ok() {
+                ok += 1;
+            }
+        }
+        ok
+    });
+    let ok: u32 = join_all(per_destination).await.into_iter().sum();
+    let total = config
+        .probes
+        .saturating_mul(u32::try_from(destinations.len()).unwrap_or(u32::MAX));
+    if total == 0 {
+        return 1.0;
+    }
+    f64::from(ok) / f64::from(total)
+}
+
+fn parse(peer: &str) -> Result<PeerId, String> {
+    peer.parse().map_err(|_| format!("'{peer}' is not a peer id"))
+}
+
+fn multiaddrs(addrs: &[String]) -> Vec<Multiaddr> {
+    addrs.iter().filter_map(|a| a.parse().ok()).collect()
+}
