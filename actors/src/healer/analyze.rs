@@ -293,3 +293,154 @@ fn learn_rtt(entry: &mut Neighbour, rtt_ms: f64) {
     }
     entry.rtt_samples = entry.rtt_samples.saturating_add(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::mesh::PeerLink;
+
+    fn observation(at: Instant, links: Vec<PeerLink>) -> Observation {
+        Observation {
+            at,
+            links: Some(links),
+            routes: HashMap::new(),
+            known: HashMap::new(),
+            violations: HashMap::new(),
+            restarts: 0,
+            telemetry: None,
+        }
+    }
+
+    fn link(peer: PeerId, rtt_ms: f64, loss: f64) -> PeerLink {
+        PeerLink { peer, rtt_ms, loss }
+    }
+
+    fn kinds(symptoms: &[Symptom]) -> Vec<SymptomKind> {
+        symptoms.iter().map(|s| s.kind).collect()
+    }
+
+    #[test]
+    fn loss_at_the_threshold_is_a_symptom_and_below_it_is_not() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        assert!(analyzer
+            .analyze(&observation(t, vec![link(peer, 1.0, 0.29)]), &config)
+            .is_empty());
+        let found = analyzer.analyze(&observation(t, vec![link(peer, 1.0, 0.3)]), &config);
+        assert_eq!(kinds(&found), [SymptomKind::LinkLoss]);
+        assert_eq!(found[0].peer, Some(peer));
+    }
+
+    #[test]
+    fn an_rtt_spike_needs_history_a_high_z_score_and_a_real_excess() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        let spike = observation(t, vec![link(peer, 200.0, 0.0)]);
+        assert!(
+            analyzer.analyze(&spike, &config).is_empty(),
+            "no verdict before warm-up"
+        );
+        let mut fresh = Analyzer::default();
+        for _ in 0..10 {
+            assert!(fresh
+                .analyze(&observation(t, vec![link(peer, 1.0, 0.0)]), &config)
+                .is_empty());
+        }
+        assert!(
+            fresh
+                .analyze(&observation(t, vec![link(peer, 5.0, 0.0)]), &config)
+                .is_empty(),
+            "4 ms over is noise"
+        );
+        assert_eq!(kinds(&fresh.analyze(&spike, &config)), [SymptomKind::RttSpike]);
+    }
+
+    #[test]
+    fn a_neighbour_is_silent_only_after_the_timeout_and_then_redialable() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        let mut first = observation(t, vec![link(peer, 1.0, 0.0)]);
+        first
+            .known
+            .insert(peer, vec!["/ip4/10.77.0.2/tcp/4001".parse().expect("multiaddr")]);
+        analyzer.analyze(&first, &config);
+        let soon = observation(t + Duration::from_millis(config.silent_after_ms - 1), vec![]);
+        assert!(!kinds(&analyzer.analyze(&soon, &config)).contains(&SymptomKind::PeerSilent));
+        let later = observation(t + Duration::from_millis(config.silent_after_ms), vec![]);
+        assert!(kinds(&analyzer.analyze(&later, &config)).contains(&SymptomKind::PeerSilent));
+        assert_eq!(analyzer.addrs_of(&peer).len(), 1, "addresses kept for the redial");
+    }
+
+    #[test]
+    fn four_changes_in_the_window_are_flapping_and_old_ones_age_out() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        let up = |s: u64| observation(t + Duration::from_secs(s), vec![link(peer, 1.0, 0.0)]);
+        let down = |s: u64| observation(t + Duration::from_secs(s), vec![]);
+        analyzer.analyze(&up(0), &config);
+        analyzer.analyze(&down(1), &config);
+        analyzer.analyze(&up(2), &config);
+        assert!(!kinds(&analyzer.analyze(&up(3), &config)).contains(&SymptomKind::Flapping));
+        assert!(kinds(&analyzer.analyze(&down(4), &config)).contains(&SymptomKind::Flapping));
+        assert!(!kinds(&analyzer.analyze(&down(60), &config)).contains(&SymptomKind::Flapping));
+    }
+
+    #[test]
+    fn violations_count_per_cycle_not_in_total() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        let with = |total: u64| {
+            let mut obs = observation(t, vec![link(peer, 1.0, 0.0)]);
+            obs.violations.insert(peer, total);
+            obs
+        };
+        assert!(analyzer.analyze(&with(5), &config).is_empty());
+        assert!(analyzer.analyze(&with(15), &config).is_empty(), "10 new is below 20");
+        assert_eq!(kinds(&analyzer.analyze(&with(35), &config)), [SymptomKind::Misbehaving]);
+        assert!(analyzer.analyze(&with(35), &config).is_empty(), "nothing new");
+    }
+
+    #[test]
+    fn an_unanswering_mesh_and_isolation_are_critical() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        let mut silent = observation(t, vec![]);
+        silent.links = None;
+        assert!(analyzer.analyze(&silent, &config).is_empty());
+        assert!(analyzer.analyze(&silent, &config).is_empty());
+        let found = analyzer.analyze(&silent, &config);
+        assert_eq!(kinds(&found), [SymptomKind::MeshUnresponsive]);
+        assert_eq!(found[0].severity, Severity::Critical);
+
+        analyzer.analyze(&observation(t, vec![link(peer, 1.0, 0.0)]), &config);
+        let mut alone = observation(t + Duration::from_millis(10), vec![]);
+        alone.known.insert(peer, Vec::new());
+        assert!(kinds(&analyzer.analyze(&alone, &config)).contains(&SymptomKind::Isolated));
+    }
+}
