@@ -16,6 +16,7 @@ const FAST_HEALER: &[(&str, &str)] = &[
     ("X0TTA6BL4_HEALER__PROBES", "3"),
     ("X0TTA6BL4_HEALER__PROBE_TIMEOUT_MS", "400"),
     ("X0TTA6BL4_HEALER__QUARANTINE_SECS", "3"),
+    ("X0TTA6BL4_HEALER__RESTORE_AFTER_SECS", "2"),
 ];
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -128,6 +129,14 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
         ) >= 1.0
     );
     assert!(metric(&text, "x0tta_mttr_seconds_count", &[]) >= 1.0);
+
+    // The link recovers: after two healthy seconds the healer lets routes use it again.
+    net.set_loss(0, 0).expect("loss removed");
+    let restored = wait_record(net.node(0), "switch_route", &b, "released", Duration::from_secs(30));
+    println!("link let back in: {}", restored["detail"]);
+    wait_for(Duration::from_secs(10), "A to route to C through B again", || {
+        (next_hop(&net, 0, 2).as_deref() == Some(b.as_str())).then_some(())
+    });
 }
 
 #[test]

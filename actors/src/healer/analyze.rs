@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::config::HealerConfig;
 use super::observe::Observation;
 use crate::alert::Severity;
+use crate::mesh::PeerLink;
 
 /// What a detector found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -80,6 +81,8 @@ struct Neighbour {
     rtt_mean: f64,
     rtt_var: f64,
     rtt_samples: u32,
+    /// Lowest RTT seen: what the link does when nothing is wrong.
+    rtt_floor: f64,
     changes: VecDeque<Instant>,
     violations: u64,
 }
@@ -103,6 +106,15 @@ impl Analyzer {
     /// Addresses a neighbour was known by (for redials).
     pub fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
         self.neighbours.get(peer).map(|n| n.addrs.clone()).unwrap_or_default()
+    }
+
+    /// Whether a live link looks like itself again: loss under half the
+    /// threshold and RTT within `rtt_min_excess_ms` of the lowest ever seen.
+    pub fn link_healthy(&self, link: &PeerLink, config: &HealerConfig) -> bool {
+        let Some(entry) = self.neighbours.get(&link.peer) else {
+            return false;
+        };
+        link.loss < config.loss_threshold / 2.0 && link.rtt_ms <= entry.rtt_floor + config.rtt_min_excess_ms
     }
 
     /// Runs every detector on `obs`.
@@ -133,6 +145,7 @@ impl Analyzer {
                 rtt_mean: 0.0,
                 rtt_var: 0.0,
                 rtt_samples: 0,
+                rtt_floor: f64::INFINITY,
                 changes: VecDeque::new(),
                 violations: 0,
             });
@@ -283,6 +296,7 @@ fn learn_rtt(entry: &mut Neighbour, rtt_ms: f64) {
     if rtt_ms <= 0.0 {
         return;
     }
+    entry.rtt_floor = entry.rtt_floor.min(rtt_ms);
     if entry.rtt_samples == 0 {
         entry.rtt_mean = rtt_ms;
         entry.rtt_var = 0.0;
@@ -299,7 +313,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::mesh::PeerLink;
 
     fn observation(at: Instant, links: Vec<PeerLink>) -> Observation {
         Observation {
@@ -401,6 +414,28 @@ mod tests {
         assert!(!kinds(&analyzer.analyze(&up(3), &config)).contains(&SymptomKind::Flapping));
         assert!(kinds(&analyzer.analyze(&down(4), &config)).contains(&SymptomKind::Flapping));
         assert!(!kinds(&analyzer.analyze(&down(60), &config)).contains(&SymptomKind::Flapping));
+    }
+
+    #[test]
+    fn a_link_is_healthy_again_near_its_best_rtt_and_without_loss() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        analyzer.analyze(&observation(t, vec![link(peer, 0.5, 0.0)]), &config);
+        analyzer.analyze(&observation(t, vec![link(peer, 250.0, 0.4)]), &config);
+        assert!(
+            !analyzer.link_healthy(&link(peer, 250.0, 0.0), &config),
+            "RTT still inflated"
+        );
+        assert!(!analyzer.link_healthy(&link(peer, 0.6, 0.2), &config), "still lossy");
+        assert!(analyzer.link_healthy(&link(peer, 0.6, 0.0), &config));
+        assert!(
+            !Analyzer::default().link_healthy(&link(peer, 0.6, 0.0), &config),
+            "unknown link"
+        );
     }
 
     #[test]

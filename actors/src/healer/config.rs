@@ -40,6 +40,8 @@ pub struct HealerConfig {
     pub dial_timeout_ms: u64,
     /// Seconds an action that was rolled back is not tried again on the same target.
     pub cooldown_secs: u64,
+    /// Seconds an avoided link must be up without a symptom before routes may use it again.
+    pub restore_after_secs: u64,
     /// Action records kept in sled.
     pub history_limit: usize,
 }
@@ -63,6 +65,7 @@ impl Default for HealerConfig {
             probe_timeout_ms: 500,
             dial_timeout_ms: 2_000,
             cooldown_secs: 60,
+            restore_after_secs: 60,
             history_limit: 1_000,
         }
     }
@@ -82,6 +85,11 @@ impl HealerConfig {
     /// Quarantine length.
     pub fn quarantine(&self) -> Duration {
         Duration::from_secs(self.quarantine_secs)
+    }
+
+    /// How long an avoided link must stay healthy before it is used again.
+    pub fn restore_after(&self) -> Duration {
+        Duration::from_secs(self.restore_after_secs)
     }
 
     /// Cooldown after a rollback.

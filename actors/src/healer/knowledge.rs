@@ -23,7 +23,7 @@ pub enum Outcome {
     Refused,
     /// Made things worse, so it was undone.
     RolledBack,
-    /// A quarantine ended.
+    /// A quarantine ended, or an avoided link was let back in.
     Released,
 }
 

@@ -84,6 +84,12 @@ struct QuarantineState {
     planned: Planned,
 }
 
+/// A link routed around, waiting to be healthy long enough to be used again.
+struct AvoidState {
+    planned: Planned,
+    healthy_since: Option<Instant>,
+}
+
 /// An action between execution and verdict.
 struct Pending {
     planned: Planned,
@@ -105,7 +111,7 @@ pub struct HealerActor {
     symptoms: Vec<Symptom>,
     /// First cycle each (symptom kind, target) was seen in its current episode.
     onsets: HashMap<String, Instant>,
-    avoided: HashSet<PeerId>,
+    avoided: HashMap<PeerId, AvoidState>,
     quarantined: HashMap<PeerId, QuarantineState>,
     in_flight: HashSet<(&'static str, String)>,
     cooling: HashMap<(&'static str, String), Instant>,
@@ -138,7 +144,7 @@ impl HealerActor {
             cycle_running: false,
             symptoms: Vec::new(),
             onsets: HashMap::new(),
-            avoided: HashSet::new(),
+            avoided: HashMap::new(),
             quarantined: HashMap::new(),
             in_flight: HashSet::new(),
             cooling: HashMap::new(),
@@ -161,9 +167,10 @@ impl HealerActor {
             let symptoms = healer.analyzer.analyze(&obs, &healer.config);
             healer.track_onsets(&symptoms, obs.at);
             healer.release_expired(obs.at, ctx);
+            healer.restore_healthy(&obs, &symptoms, ctx);
             healer.cooling.retain(|_, until| *until > obs.at);
             let constraints = Constraints {
-                avoided: healer.avoided.clone(),
+                avoided: healer.avoided.keys().copied().collect(),
                 quarantined: healer.quarantined.keys().copied().collect(),
                 in_flight: healer.in_flight.clone(),
                 cooling: healer.cooling.keys().cloned().collect(),
@@ -288,7 +295,13 @@ impl HealerActor {
         match &action {
             Action::SwitchRoute { peer } => {
                 if let Ok(peer) = peer.parse() {
-                    self.avoided.insert(peer);
+                    self.avoided.insert(
+                        peer,
+                        AvoidState {
+                            planned: pending.planned.clone(),
+                            healthy_since: None,
+                        },
+                    );
                 }
             }
             Action::Quarantine { peer, .. } => {
@@ -377,24 +390,58 @@ impl HealerActor {
             .map(|(p, _)| *p)
             .collect();
         for peer in expired {
-            let Some(state) = self.quarantined.remove(&peer) else {
-                continue;
-            };
-            let effectors = self.effectors.clone();
-            let planned = state.planned;
-            let release = planned.action.clone();
-            ctx.spawn(
-                async move { execute::undo(&effectors, &release).await }
-                    .into_actor(self)
-                    .map(move |result, healer, _| {
-                        let detail = match result {
-                            Ok(_) => "quarantine ended".to_string(),
-                            Err(e) => format!("quarantine ended; release failed: {e}"),
-                        };
-                        healer.note(&planned, Outcome::Released, detail, None);
-                    }),
-            );
+            if let Some(state) = self.quarantined.remove(&peer) {
+                self.release(state.planned, "quarantine ended".into(), ctx);
+            }
         }
+    }
+
+    /// Lets routes use an avoided link again once it has been up without a
+    /// symptom for `restore_after_secs`.
+    fn restore_healthy(&mut self, obs: &observe::Observation, symptoms: &[Symptom], ctx: &mut Context<Self>) {
+        let restore_after = self.config.restore_after();
+        let links: HashMap<PeerId, &crate::mesh::PeerLink> = obs.links.iter().flatten().map(|l| (l.peer, l)).collect();
+        let mut healthy = Vec::new();
+        for (peer, state) in &mut self.avoided {
+            let troubled = symptoms.iter().any(|s| s.peer == Some(*peer));
+            let fine = links
+                .get(peer)
+                .is_some_and(|l| self.analyzer.link_healthy(l, &self.config));
+            if troubled || !fine {
+                state.healthy_since = None;
+                continue;
+            }
+            let since = *state.healthy_since.get_or_insert(obs.at);
+            if obs.at.duration_since(since) >= restore_after {
+                healthy.push(*peer);
+            }
+        }
+        for peer in healthy {
+            if let Some(state) = self.avoided.remove(&peer) {
+                let detail = format!(
+                    "link healthy for {} s; routes may use it again",
+                    restore_after.as_secs()
+                );
+                self.release(state.planned, detail, ctx);
+            }
+        }
+    }
+
+    /// Undoes an action whose time is over and records it as released.
+    fn release(&mut self, planned: Planned, detail: String, ctx: &mut Context<Self>) {
+        let effectors = self.effectors.clone();
+        let action = planned.action.clone();
+        ctx.spawn(
+            async move { execute::undo(&effectors, &action).await }
+                .into_actor(self)
+                .map(move |result, healer, _| {
+                    let detail = match result {
+                        Ok(_) => detail,
+                        Err(e) => format!("{detail}; undo failed: {e}"),
+                    };
+                    healer.note(&planned, Outcome::Released, detail, None);
+                }),
+        );
     }
 
     fn note(&mut self, planned: &Planned, result: Outcome, detail: String, mttr: Option<Duration>) {
@@ -422,7 +469,7 @@ impl HealerActor {
         HealingView {
             enabled: self.config.enabled,
             symptoms: self.symptoms.clone(),
-            avoided: self.avoided.iter().map(PeerId::to_string).collect(),
+            avoided: self.avoided.keys().map(PeerId::to_string).collect(),
             quarantined: self
                 .quarantined
                 .iter()
