@@ -41,6 +41,26 @@ pub fn outage_after(probes: &[(u64, bool)], fault_ms: u64) -> Option<Outage> {
     })
 }
 
+/// Start (Unix ms) of the first run of good samples after `fault_ms` that
+/// stays good for at least `hold_ms`: the moment a fault counts as healed.
+///
+/// `samples` are `(time in Unix ms, good)` in time order; a run starts at its
+/// first good sample and lasts until its last one. `None` when no run held.
+pub fn healed_at(samples: &[(u64, bool)], fault_ms: u64, hold_ms: u64) -> Option<u64> {
+    let mut run_start = None;
+    for &(at, good) in samples.iter().filter(|(at, _)| *at >= fault_ms) {
+        match (good, run_start) {
+            (false, _) => run_start = None,
+            (true, None) => run_start = Some(at),
+            (true, Some(_)) => {}
+        }
+        if let Some(start) = run_start.filter(|start| at - start >= hold_ms) {
+            return Some(start);
+        }
+    }
+    None
+}
+
 /// Nearest-rank percentile of `values` (sorted or not); 0 when empty.
 pub fn percentile(values: &[u64], q: f64) -> u64 {
     let mut sorted = values.to_vec();
@@ -66,6 +86,27 @@ mod tests {
     fn no_recovery_is_none() {
         let probes: Vec<(u64, bool)> = (0..10).map(|i| (i * 10, i < 5)).collect();
         assert_eq!(outage_after(&probes, 50), None);
+    }
+
+    #[test]
+    fn healed_when_a_good_run_holds_long_enough() {
+        // Samples every 100 ms; good 0..=5, bad 6..=9, good 10..=12 (too short),
+        // bad 13, good from 14 on.
+        let samples: Vec<(u64, bool)> = (0..40)
+            .map(|i| (i * 100, matches!(i, 0..=5 | 10..=12 | 14..)))
+            .collect();
+        assert_eq!(healed_at(&samples, 600, 500), Some(1_400));
+        assert_eq!(
+            healed_at(&samples, 600, 200),
+            Some(1_000),
+            "a short run is enough for a short hold"
+        );
+        assert_eq!(
+            healed_at(&samples, 0, 500),
+            Some(0),
+            "good before the fault counts from the fault"
+        );
+        assert_eq!(healed_at(&samples, 600, 5_000), None, "never held that long");
     }
 
     #[test]

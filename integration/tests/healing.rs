@@ -5,48 +5,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use x0tta6bl4::launcher::NodeProcess;
-use x0tta6bl4_integration::netns::{test_net_or_skip, TestNet};
-use x0tta6bl4_integration::{metric, metrics_text, route_to, wait_for, wait_routes_to};
-
-/// A healer that cycles every 200 ms and judges its actions after one second.
-const FAST_HEALER: &[(&str, &str)] = &[
-    ("X0TTA6BL4_HEALER__CYCLE_MS", "200"),
-    ("X0TTA6BL4_HEALER__VERIFY_MS", "1000"),
-    ("X0TTA6BL4_HEALER__SILENT_AFTER_MS", "1000"),
-    ("X0TTA6BL4_HEALER__PROBES", "3"),
-    ("X0TTA6BL4_HEALER__PROBE_TIMEOUT_MS", "400"),
-    ("X0TTA6BL4_HEALER__QUARANTINE_SECS", "3"),
-    ("X0TTA6BL4_HEALER__RESTORE_AFTER_SECS", "2"),
-];
+use x0tta6bl4_integration::detour::{self, next_hop, FAST_HEALER};
+use x0tta6bl4_integration::netns::test_net_or_skip;
+use x0tta6bl4_integration::{metric, metrics_text, wait_for, wait_routes_to};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Hosts A0 B1 C2 D3 E4 F5: the short path A–B–C and the long way round
-/// A–D–E–F–C. Links in that order: A–B is link 0. Hosts in `no_healer` run
-/// without a healer, so one node's decisions can be watched alone.
-fn detour(extra: &[(&str, &str)], no_healer: &[usize]) -> Option<TestNet> {
-    let mut net = test_net_or_skip()?;
-    net.add_hosts(6).expect("hosts");
-    for (a, b) in [(0, 1), (1, 2), (0, 3), (3, 4), (4, 5), (5, 2)] {
-        net.link(a, b).expect("link");
-    }
-    for host in 0..6 {
-        let mut spec = FAST_HEALER
-            .iter()
-            .chain(extra)
-            .fold(net.node_spec(host), |s, (k, v)| s.with(k, *v));
-        if no_healer.contains(&host) {
-            spec = spec.with("X0TTA6BL4_HEALER__ENABLED", "false");
-        }
-        net.start_node(host, spec).expect("node starts");
-    }
-    let all: Vec<String> = (1..6).map(|h| net.node(h).peer_id.clone()).collect();
-    wait_routes_to(net.node(0), &all, Duration::from_secs(30));
-    Some(net)
 }
 
 fn healing(node: &NodeProcess) -> Vec<Value> {
@@ -79,16 +45,10 @@ fn wait_record(node: &NodeProcess, action: &str, target: &str, result: &str, tim
     }
 }
 
-fn next_hop(net: &TestNet, from: usize, to: usize) -> Option<String> {
-    route_to(net.node(from), &net.node(to).peer_id)?["next_hop"]
-        .as_str()
-        .map(str::to_string)
-}
-
 #[test]
 fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
     let _serial = serial();
-    let Some(mut net) = detour(&[], &[]) else { return };
+    let Some(mut net) = detour::start(&[], &[]) else { return };
     let (b, d) = (net.node(1).peer_id.clone(), net.node(3).peer_id.clone());
     assert_eq!(
         next_hop(&net, 0, 2).as_deref(),
@@ -148,7 +108,9 @@ fn an_action_that_makes_delivery_worse_is_rolled_back() {
     ];
     // Only A heals: B would otherwise avoid the flapping link from its end too,
     // a valid decision of its own that this test is not about.
-    let Some(net) = detour(&fast_links, &[1]) else { return };
+    let Some(net) = detour::start(&fast_links, &[1]) else {
+        return;
+    };
     let b = net.node(1).peer_id.clone();
     // D silently drops what it should relay; its links and beacons look fine.
     net.node(3)

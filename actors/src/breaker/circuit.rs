@@ -192,14 +192,21 @@ mod tests {
         assert_eq!(b.state(after), BreakerState::HalfOpen);
     }
 
-    #[test]
-    fn half_open_closes_after_two_successes() {
-        let (mut b, t) = breaker();
+    /// Opens the breaker at `t` with five failures and lets the trial through
+    /// 61 s later; returns that moment.
+    fn open_then_try(b: &mut CircuitBreaker, t: Instant) -> Instant {
         for _ in 0..5 {
             b.on_failure(t);
         }
         let later = t + Duration::from_secs(61);
-        assert!(b.allow(later).is_ok());
+        assert!(b.allow(later).is_ok(), "half-open lets one trial through");
+        later
+    }
+
+    #[test]
+    fn half_open_closes_after_two_successes() {
+        let (mut b, t) = breaker();
+        let later = open_then_try(&mut b, t);
         b.on_success(later);
         assert_eq!(b.state(later), BreakerState::HalfOpen, "one success is not enough");
         b.on_success(later);
@@ -210,11 +217,7 @@ mod tests {
     #[test]
     fn a_failure_in_half_open_opens_again_for_a_full_pause() {
         let (mut b, t) = breaker();
-        for _ in 0..5 {
-            b.on_failure(t);
-        }
-        let later = t + Duration::from_secs(61);
-        assert!(b.allow(later).is_ok());
+        let later = open_then_try(&mut b, t);
         b.on_success(later);
         b.on_failure(later);
         assert_eq!(b.state(later), BreakerState::Open);

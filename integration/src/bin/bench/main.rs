@@ -8,8 +8,10 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- reroute [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- memory [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- xdp [--quick]       # root: namespaces, XDP
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! ```
 
+mod heal;
 mod memory;
 mod mesh;
 mod peers;
@@ -24,8 +26,9 @@ fn main() {
         Some("reroute") => reroute::run(quick),
         Some("memory") => memory::run(quick),
         Some("xdp") => xdp::run(quick),
+        Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some(other) => {
-            eprintln!("unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp");
+            eprintln!("unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal");
             std::process::exit(2);
         }
     }
