@@ -8,6 +8,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- reroute [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- memory [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- xdp [--quick]       # root: namespaces, XDP
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- pqc [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! ```
 
@@ -15,6 +16,7 @@ mod heal;
 mod memory;
 mod mesh;
 mod peers;
+mod pqc;
 mod reroute;
 mod xdp;
 
@@ -26,9 +28,12 @@ fn main() {
         Some("reroute") => reroute::run(quick),
         Some("memory") => memory::run(quick),
         Some("xdp") => xdp::run(quick),
+        Some("pqc") => pqc::run(quick),
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some(other) => {
-            eprintln!("unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal");
+            eprintln!(
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc"
+            );
             std::process::exit(2);
         }
     }

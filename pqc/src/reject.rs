@@ -1,0 +1,72 @@
+//! Why a handshake message or a sealed frame was refused. Every reason has a
+//! stable label for `x0tta_pqc_handshakes_total{result}` and
+//! `x0tta_pqc_frames_rejected_total{reason}`.
+
+use thiserror::Error;
+
+/// A refused handshake message or frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Reject {
+    /// Too short, too long, or a field out of range.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    /// A protocol version this node does not speak.
+    #[error("unsupported handshake version {0}")]
+    UnsupportedVersion(u8),
+    /// The policy requires post-quantum key exchange and the peer did not offer
+    /// or choose it.
+    #[error("post-quantum key exchange required, peer offered classical only")]
+    PqRequired,
+    /// The responder saw a different offer than the initiator sent: someone
+    /// between them stripped or changed it.
+    #[error("downgrade: the offer was changed in transit")]
+    Downgrade,
+    /// A transcript signature did not verify with the peer's bound key.
+    #[error("bad transcript signature")]
+    BadSignature,
+    /// The peer's key binding is missing or does not verify.
+    #[error("no valid post-quantum key binding for the peer")]
+    BadBinding,
+    /// Handshake message for a handshake this node does not have.
+    #[error("unknown or expired handshake")]
+    UnknownHandshake,
+    /// The responder is under load and wants a cookie round trip first.
+    #[error("cookie required")]
+    CookieRequired,
+    /// The cookie does not match (forged, or from another address or key).
+    #[error("bad cookie")]
+    BadCookie,
+    /// A frame for a session this node does not have.
+    #[error("unknown session")]
+    UnknownSession,
+    /// Authentication of a frame failed (tampered or wrong key).
+    #[error("frame failed authentication")]
+    DecryptFailed,
+    /// A frame counter already seen.
+    #[error("replayed frame")]
+    Replayed,
+    /// A frame counter older than the replay window.
+    #[error("frame older than the replay window")]
+    TooOld,
+}
+
+impl Reject {
+    /// Metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reject::Malformed(_) => "malformed",
+            Reject::UnsupportedVersion(_) => "unsupported_version",
+            Reject::PqRequired => "pq_required",
+            Reject::Downgrade => "downgrade",
+            Reject::BadSignature => "bad_signature",
+            Reject::BadBinding => "bad_binding",
+            Reject::UnknownHandshake => "unknown_handshake",
+            Reject::CookieRequired => "cookie_required",
+            Reject::BadCookie => "bad_cookie",
+            Reject::UnknownSession => "unknown_session",
+            Reject::DecryptFailed => "decrypt_failed",
+            Reject::Replayed => "replayed",
+            Reject::TooOld => "too_old",
+        }
+    }
+}
