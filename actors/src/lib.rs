@@ -21,6 +21,7 @@ pub mod breaker;
 pub mod healer;
 pub mod mesh;
 pub mod router;
+pub mod secure;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;

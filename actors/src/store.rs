@@ -12,6 +12,7 @@ use thiserror::Error;
 const IDENTITY_TREE: &str = "identity";
 const PEERS_TREE: &str = "peers";
 const LIBP2P_KEY: &[u8] = b"libp2p-ed25519";
+const PQ_SEEDS: &[u8] = b"pq-seeds";
 
 /// Errors of the store.
 #[derive(Debug, Error)]
@@ -62,6 +63,21 @@ impl Store {
         tree.insert(LIBP2P_KEY, encoded)?;
         tree.flush()?;
         Ok(keypair)
+    }
+
+    /// Returns the stored seeds of the post-quantum keys (ML-DSA-65, ML-KEM-768),
+    /// creating and storing new ones on first start.
+    pub fn load_or_create_pq_seeds(&self) -> Result<x0tta6bl4_pqc::PqSeeds, StoreError> {
+        let tree = self.db.open_tree(IDENTITY_TREE)?;
+        if let Some(bytes) = tree.get(PQ_SEEDS)? {
+            return x0tta6bl4_pqc::PqSeeds::from_bytes(&bytes).ok_or_else(|| {
+                StoreError::BadIdentity(format!("post-quantum seeds of {} bytes, not 96", bytes.len()))
+            });
+        }
+        let seeds = x0tta6bl4_pqc::PqSeeds::generate();
+        tree.insert(PQ_SEEDS, seeds.to_bytes())?;
+        tree.flush()?;
+        Ok(seeds)
     }
 
     /// Remembers the addresses of `peer`, keeping at most `limit` peers in the book.

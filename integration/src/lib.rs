@@ -158,6 +158,11 @@ impl TestMesh {
 
     /// Starts node `name` with `links` as bootstrap peers (indices of earlier nodes).
     pub fn add(&mut self, name: &str, links: &[usize], dial_discovered: bool) -> usize {
+        self.add_with(name, links, dial_discovered, &[])
+    }
+
+    /// Like [`TestMesh::add`], with extra `X0TTA6BL4_*` settings.
+    pub fn add_with(&mut self, name: &str, links: &[usize], dial_discovered: bool, env: &[(&str, &str)]) -> usize {
         let bootstrap: Vec<String> = links
             .iter()
             .map(|i| format!("\"{}\"", self.nodes[*i].bootstrap_addr))
@@ -165,6 +170,7 @@ impl TestMesh {
         let spec = test_spec(self.dir.path(), name)
             .with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[{}]", bootstrap.join(",")))
             .with("X0TTA6BL4_MESH__DIAL_DISCOVERED", dial_discovered.to_string());
+        let spec = env.iter().fold(spec, |spec, (k, v)| spec.with(k, *v));
         self.nodes
             .push(NodeProcess::spawn(spec).unwrap_or_else(|e| panic!("{e}")));
         self.nodes.len() - 1

@@ -51,9 +51,18 @@ fn thousand_messages_cross_a_line_of_five_exactly_once() {
                     .join("; ")
             })
             .collect();
+        let sessions = |n: &x0tta6bl4_integration::NodeProcess| {
+            metrics_text(n)
+                .lines()
+                .filter(|l| l.starts_with("x0tta_pqc") && !l.contains("bucket"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         panic!(
-            "only {} of 1,000 messages reached E; A's undeliverable reports: {reports}; transit rejections: {rejected:?}",
-            inbox.len()
+            "only {} of 1,000 messages reached E; A's undeliverable reports: {reports}; transit rejections: {rejected:?}; sessions at A: {}; at E: {}",
+            inbox.len(),
+            sessions(a),
+            sessions(e)
         );
     }
     assert_eq!(inbox.len(), 1_000, "no message arrives twice");

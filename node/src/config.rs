@@ -12,6 +12,7 @@ use x0tta6bl4_actors::breaker::BreakerConfig;
 use x0tta6bl4_actors::healer::HealerConfig;
 use x0tta6bl4_actors::mesh::MeshConfig;
 use x0tta6bl4_actors::router::RouterConfig;
+use x0tta6bl4_actors::secure::PqcConfig;
 use x0tta6bl4_actors::telemetry::TelemetryConfig;
 
 /// Prefix of environment overrides.
@@ -75,6 +76,8 @@ pub struct NodeConfig {
     pub breaker: BreakerConfig,
     /// The self-healing loop.
     pub healer: HealerConfig,
+    /// End-to-end post-quantum sessions.
+    pub pqc: PqcConfig,
 }
 
 impl Default for NodeConfig {
@@ -88,6 +91,7 @@ impl Default for NodeConfig {
             telemetry: TelemetryConfig::default(),
             breaker: BreakerConfig::default(),
             healer: HealerConfig::default(),
+            pqc: PqcConfig::default(),
         }
     }
 }
@@ -183,6 +187,15 @@ impl NodeConfig {
         }
         if self.telemetry.quarantine_ttl_secs == 0 {
             return invalid("telemetry.quarantine_ttl_secs", "must be at least 1");
+        }
+        if let Err(problem) = self.pqc.mode() {
+            return invalid("pqc.mode", &problem);
+        }
+        if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
+            return invalid(
+                "pqc.queue_per_peer",
+                "pqc.max_sessions and pqc.max_pending must be at least 1",
+            );
         }
         Ok(())
     }

@@ -16,8 +16,10 @@ use x0tta6bl4_actors::healer::observe::Sources;
 use x0tta6bl4_actors::healer::HealerActor;
 use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
 use x0tta6bl4_actors::router::{Forwarder, RouterActor};
+use x0tta6bl4_actors::secure::Sessions;
 use x0tta6bl4_actors::store::Store;
 use x0tta6bl4_actors::telemetry::{Subscribe, TelemetryActor};
+use x0tta6bl4_pqc::PqIdentity;
 
 use crate::api::{self, AppState};
 use crate::config::NodeConfig;
@@ -41,6 +43,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0],
         )
         .context("cycle buckets")?
+        .set_buckets_for_metric(
+            Matcher::Full("x0tta_pqc_handshake_duration_seconds".into()),
+            &[0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+        )
+        .context("handshake buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     // Networking gets its own runtime so a busy actor thread never delays frames.
@@ -54,13 +61,20 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let store = Store::open(&data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let keypair = store.load_or_create_identity()?;
+    let pq_seeds = store.load_or_create_pq_seeds()?;
     let peer_id = keypair.public().to_peer_id();
+    let pqc_mode = config.pqc.mode().map_err(anyhow::Error::msg)?;
     tracing::info!(name = %config.name, %peer_id, data_dir = %data_dir.display(), "starting node");
 
     let network_handle = network.handle().clone();
     let result = actix_rt::System::new().block_on(async move {
+        let alerts: SharedAlertSink = Arc::new(LogAlertSink);
         let neighbours = Arc::new(Neighbours::default());
-        let forwarder = Arc::new(Forwarder::new(peer_id, config.router.clone(), neighbours.clone()));
+        let identity = PqIdentity::new(keypair.clone(), &pq_seeds);
+        let sessions = Arc::new(Sessions::new(identity, pqc_mode, config.pqc.clone(), alerts.clone()));
+        let pq_binding = sessions.announced_binding().cloned();
+        let forwarder =
+            Arc::new(Forwarder::new(peer_id, config.router.clone(), neighbours.clone()).with_sessions(sessions));
         network_handle.spawn(
             forwarder
                 .clone()
@@ -76,6 +90,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             store: store.clone(),
             frames: forwarder.clone(),
             neighbours,
+            pq_binding,
         });
         let actor_handle = mesh_handle.clone();
         let recipient = router.clone().recipient();
@@ -85,7 +100,6 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let fault_injection = config.router.fault_injection;
         let telemetry = Supervisor::start(move |_| TelemetryActor::new(telemetry_config, fault_injection));
 
-        let alerts: SharedAlertSink = Arc::new(LogAlertSink);
         let breaker_config = config.breaker.clone();
         let breaker_alerts = alerts.clone();
         let breaker = Supervisor::start(move |_| BreakerActor::new(breaker_config, breaker_alerts));

@@ -9,6 +9,9 @@ use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use base64::Engine as _;
+use x0tta6bl4_pqc::KeyBinding;
+
 use super::LinkQuality;
 
 /// Gossipsub topic of beacons.
@@ -52,6 +55,9 @@ pub struct Beacon {
     pub timestamp_ms: u64,
     /// Sender's live links.
     pub links: Vec<LinkReport>,
+    /// The sender's post-quantum key binding, base64 (absent on classical-only nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_binding: Option<String>,
 }
 
 /// A beacon that passed validation, with typed fields.
@@ -69,6 +75,8 @@ pub struct ValidBeacon {
     pub timestamp_ms: u64,
     /// The sender's links.
     pub links: Vec<LinkQuality>,
+    /// The sender's post-quantum key binding (parsed, not yet verified).
+    pub binding: Option<Box<KeyBinding>>,
 }
 
 /// Why a beacon was dropped. Counted in `x0tta_beacons_rejected_total{reason}`.
@@ -171,6 +179,18 @@ impl Beacon {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let binding = beacon
+            .pq_binding
+            .as_deref()
+            .map(|encoded| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|_| BeaconError::InvalidField("pq_binding"))?;
+                KeyBinding::decode(&bytes)
+                    .map(Box::new)
+                    .map_err(|_| BeaconError::InvalidField("pq_binding"))
+            })
+            .transpose()?;
         Ok(ValidBeacon {
             peer,
             name: beacon.name,
@@ -178,6 +198,7 @@ impl Beacon {
             seq: beacon.seq,
             timestamp_ms: beacon.timestamp_ms,
             links,
+            binding,
         })
     }
 }
@@ -199,7 +220,25 @@ mod tests {
                 loss: 0.0,
                 avoided: false,
             }],
+            pq_binding: None,
         }
+    }
+
+    #[test]
+    fn a_key_binding_is_parsed_and_garbage_in_its_place_refused() {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let identity = x0tta6bl4_pqc::PqIdentity::new(key, &x0tta6bl4_pqc::PqSeeds::generate());
+        let mut b = beacon(peer);
+        b.pq_binding = Some(base64::engine::general_purpose::STANDARD.encode(identity.binding().encode()));
+        let valid = Beacon::validate(&b.encode(), Some(peer)).expect("valid");
+        assert_eq!(valid.binding.as_deref(), Some(identity.binding()));
+        assert!(b.encode().len() < MAX_BEACON_BYTES / 2, "room left for links");
+        b.pq_binding = Some("bm90IGEgYmluZGluZw==".into());
+        assert_eq!(
+            Beacon::validate(&b.encode(), Some(peer)).map(|_| ()),
+            Err(BeaconError::InvalidField("pq_binding"))
+        );
     }
 
     #[test]

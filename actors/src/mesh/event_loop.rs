@@ -474,6 +474,7 @@ impl EventLoop {
                     avoided: link.avoided,
                 })
                 .collect(),
+            pq_binding: self.shared.pq_binding.clone(),
         };
         match self
             .swarm

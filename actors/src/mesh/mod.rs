@@ -135,6 +135,8 @@ pub(crate) struct MeshShared {
     store: Store,
     neighbours: Arc<Neighbours>,
     frames: Arc<dyn FrameHandler>,
+    /// The key binding announced in beacons, base64.
+    pq_binding: Option<String>,
     ready: AtomicBool,
     commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
     /// Neighbours whose links the healer asked to avoid (kept across loop restarts).
@@ -240,6 +242,8 @@ pub struct MeshParts {
     pub frames: Arc<dyn FrameHandler>,
     /// Neighbour queues, shared with the router.
     pub neighbours: Arc<Neighbours>,
+    /// This node's post-quantum key binding to announce, if any.
+    pub pq_binding: Option<x0tta6bl4_pqc::KeyBinding>,
 }
 
 /// Creates the handle; the actor started with [`MeshActor::new`] runs the loop.
@@ -254,6 +258,10 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
         store: parts.store,
         neighbours: parts.neighbours,
         frames: parts.frames,
+        pq_binding: parts.pq_binding.map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(b.encode())
+        }),
         ready: AtomicBool::new(false),
         avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
         commands: tokio::sync::Mutex::new(rx),

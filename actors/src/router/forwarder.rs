@@ -27,11 +27,14 @@ use super::metrics as m;
 use super::reliable::{self, Reliable};
 use super::RouterConfig;
 use crate::mesh::{unix_ms, FrameHandler, Neighbours};
+use crate::secure::{OutboundError, Sessions};
 
 /// Echo requests awaiting their reply.
 const MAX_PENDING_ECHOES: usize = 1_024;
 /// Neighbours whose protocol violations are counted.
 const MAX_MISBEHAVING: usize = 1_024;
+/// Relayed frames kept for the test-only transit view.
+const TRANSIT_LOG: usize = 64;
 
 /// Why a message from this node could not be sent.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,12 +50,16 @@ pub enum SendError {
         /// Configured maximum.
         max: usize,
     },
-    /// Too many echo requests outstanding.
-    #[error("too many echo requests in flight")]
+    /// Too many echo requests outstanding, or too many messages waiting for
+    /// a handshake.
+    #[error("too many requests in flight")]
     Busy,
     /// No echo reply in time.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    /// No end-to-end session can be had with the destination.
+    #[error("no session with the destination: {0}")]
+    Session(x0tta6bl4_pqc::Reject),
 }
 
 /// Counters shown by the status API.
@@ -93,6 +100,23 @@ pub struct Forwarder {
     violations: Mutex<LruCache<PeerId, u64>>,
     /// Test-only gray failure: silently drop every frame to relay.
     blackhole: AtomicBool,
+    /// End-to-end sessions; `None` only in unit tests of forwarding itself.
+    sessions: Option<Arc<Sessions>>,
+    /// Test-only view of relayed frames: kind and the first payload bytes.
+    transit: Mutex<std::collections::VecDeque<TransitSample>>,
+}
+
+/// A frame this node relayed, as the test-only transit view shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TransitSample {
+    /// Frame kind.
+    pub kind: String,
+    /// Source.
+    pub src: String,
+    /// Destination.
+    pub dst: String,
+    /// The first 64 payload bytes, hex.
+    pub payload_hex: String,
 }
 
 impl Forwarder {
@@ -116,7 +140,43 @@ impl Forwarder {
                 NonZeroUsize::new(MAX_MISBEHAVING).unwrap_or(NonZeroUsize::MIN),
             )),
             blackhole: AtomicBool::new(false),
+            sessions: None,
+            transit: Mutex::new(std::collections::VecDeque::with_capacity(TRANSIT_LOG)),
         }
+    }
+
+    /// Seals `Data`, `Reliable` and `Ack` messages end to end with `sessions`.
+    pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// The end-to-end sessions, when on.
+    pub fn sessions(&self) -> Option<&Arc<Sessions>> {
+        self.sessions.as_ref()
+    }
+
+    /// Frames relayed recently, when `fault_injection` is on (tests look at what
+    /// a transit node can read); empty otherwise.
+    pub fn transit_samples(&self) -> Vec<TransitSample> {
+        self.transit.lock().iter().cloned().collect()
+    }
+
+    fn note_transit(&self, frame: &Frame) {
+        if !self.config.fault_injection {
+            return;
+        }
+        let mut transit = self.transit.lock();
+        if transit.len() >= TRANSIT_LOG {
+            transit.pop_front();
+        }
+        let head = &frame.payload[..frame.payload.len().min(64)];
+        transit.push_back(TransitSample {
+            kind: format!("{:?}", frame.kind),
+            src: frame.src.to_string(),
+            dst: frame.dst.to_string(),
+            payload_hex: head.iter().map(|b| format!("{b:02x}")).collect(),
+        });
     }
 
     /// Protocol violations counted per neighbour since start (undecodable
@@ -201,11 +261,36 @@ impl Forwarder {
     /// Sends `payload` to `dst` as a new message of `kind`; returns its id.
     pub async fn send(&self, dst: PeerId, kind: FrameKind, payload: Bytes) -> Result<u64, SendError> {
         self.check_size(&payload)?;
-        let frame = self.frame(kind, dst, None, payload);
-        let id = frame.id;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         m::originated();
-        self.originate(frame).await?;
+        self.originate_message(kind, dst, payload).await
+    }
+
+    /// Sends a new message of `kind` from this node; `Data`, `Reliable` and
+    /// `Ack` messages to other nodes go sealed end to end (after a handshake,
+    /// when none is established yet). Returns the message id.
+    async fn originate_message(&self, kind: FrameKind, dst: PeerId, payload: Bytes) -> Result<u64, SendError> {
+        let frame = self.frame(kind, dst, None, payload);
+        let id = frame.id;
+        let Some(sessions) = self
+            .sessions
+            .as_ref()
+            .filter(|_| kind.is_sealable() && dst != self.local)
+        else {
+            self.originate(frame).await?;
+            return Ok(id);
+        };
+        let out = sessions.outbound(dst, kind, id, frame.payload).map_err(|e| match e {
+            OutboundError::Session(reject) => SendError::Session(reject),
+            OutboundError::QueueFull => SendError::Busy,
+        })?;
+        if let Some(init) = out.handshake {
+            self.transmit(self.frame(FrameKind::Handshake, dst, None, init)).await?;
+        }
+        if let Some(sealed) = out.sealed {
+            self.transmit(self.frame(FrameKind::Sealed, dst, Some(id), sealed))
+                .await?;
+        }
         Ok(id)
     }
 
@@ -221,10 +306,7 @@ impl Forwarder {
         }
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         m::originated();
-        if let Err(reason) = self
-            .originate(self.frame(FrameKind::Reliable, dst, None, payload))
-            .await
-        {
+        if let Err(reason) = self.originate_message(FrameKind::Reliable, dst, payload).await {
             tracing::debug!(%reason, id, "first copy of a reliable message not sent; will retry");
         }
         Ok(id)
@@ -239,9 +321,9 @@ impl Forwarder {
             let tick = self.reliable.lock().tick(Instant::now());
             for (_, dst, payload) in tick.resend {
                 m::retransmitted();
-                let _ = self
-                    .originate(self.frame(FrameKind::Reliable, dst, None, payload))
-                    .await;
+                if let Err(reason) = self.originate_message(FrameKind::Reliable, dst, payload).await {
+                    tracing::debug!(%reason, "retransmission not sent");
+                }
             }
             for id in tick.expired {
                 m::report_received("no_ack");
@@ -325,6 +407,7 @@ impl Forwarder {
             self.reject_from(from, RejectReason::TtlExpired);
             return self.report(&frame, RejectReason::TtlExpired).await;
         }
+        self.note_transit(&frame);
         match self.transmit(frame.clone()).await {
             Ok(()) => {
                 self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -381,7 +464,66 @@ impl Forwarder {
         }
     }
 
+    /// Delivers a frame addressed to this node: handshake messages and sealed
+    /// messages go through the sessions; a message that should have been
+    /// sealed but was not is refused.
     async fn deliver(&self, frame: Frame) {
+        let Some(sessions) = self.sessions.clone() else {
+            return self.deliver_plain(frame).await;
+        };
+        match frame.kind {
+            FrameKind::Handshake => match sessions.on_handshake(frame.src, &frame.payload) {
+                Ok(step) => self.answer_handshake(frame.src, step).await,
+                Err(_) => self.reject_from(frame.src, RejectReason::Session),
+            },
+            FrameKind::Sealed => match sessions.open(frame.src, frame.id, frame.hops, frame.payload.clone()) {
+                Ok(Some(opened)) => self.deliver_opened(frame.src, opened).await,
+                // Held until the handshake's Finish arrives.
+                Ok(None) => {}
+                Err(_) => self.reject_from(frame.src, RejectReason::Session),
+            },
+            kind if kind.is_sealable() && frame.src != self.local => {
+                sessions.refuse_unsealed(frame.src);
+                self.reject_from(frame.src, RejectReason::Unsealed);
+            }
+            _ => self.deliver_plain(frame).await,
+        }
+    }
+
+    /// Sends what a handshake step calls for to `peer`.
+    async fn answer_handshake(&self, peer: PeerId, step: crate::secure::HandshakeStep) {
+        let mut frames = Vec::with_capacity(1 + step.flush.len());
+        if let Some(answer) = step.answer {
+            frames.push(self.frame(FrameKind::Handshake, peer, None, answer));
+        }
+        for (id, sealed) in step.flush {
+            frames.push(self.frame(FrameKind::Sealed, peer, Some(id), sealed));
+        }
+        for frame in frames {
+            if let Err(reason) = self.transmit(frame).await {
+                tracing::debug!(%reason, %peer, "handshake answer or queued message not sent");
+            }
+        }
+        for opened in step.opened {
+            self.deliver_opened(peer, opened).await;
+        }
+    }
+
+    /// Delivers an opened sealed message from `src`.
+    async fn deliver_opened(&self, src: PeerId, opened: crate::secure::Opened) {
+        let frame = Frame {
+            kind: opened.kind,
+            ttl: 1,
+            hops: opened.hops,
+            id: opened.id,
+            src,
+            dst: self.local,
+            payload: opened.payload,
+        };
+        Box::pin(self.deliver_plain(frame)).await;
+    }
+
+    async fn deliver_plain(&self, frame: Frame) {
         match frame.kind {
             FrameKind::Data => self.store_message(frame.id, frame.src, frame.hops, &frame.payload),
             FrameKind::Probe => {
@@ -414,8 +556,7 @@ impl Forwarder {
                 // Every copy is acknowledged: the first acknowledgement may be lost.
                 let mut ack = BytesMut::with_capacity(8);
                 ack.put_u64(id);
-                let ack = self.frame(FrameKind::Ack, frame.src, None, ack.freeze());
-                if let Err(reason) = Box::pin(self.originate(ack)).await {
+                if let Err(reason) = Box::pin(self.originate_message(FrameKind::Ack, frame.src, ack.freeze())).await {
                     tracing::debug!(%reason, id, "acknowledgement not sent");
                 }
             }
@@ -428,6 +569,8 @@ impl Forwarder {
                 }
             }
             FrameKind::EchoReply => self.answer_echo(&frame),
+            // Only reachable without sessions: nothing here can open them.
+            FrameKind::Handshake | FrameKind::Sealed => self.reject_from(frame.src, RejectReason::Session),
             FrameKind::Undeliverable => {
                 let reason = frame.payload.first().and_then(|c| RejectReason::from_code(*c));
                 let id = frame.payload.get(1..9).and_then(|b| <[u8; 8]>::try_from(b).ok());

@@ -39,10 +39,15 @@ pub enum FrameKind {
     Reliable = 5,
     /// Acknowledges a [`FrameKind::Reliable`] message; the payload is its message id.
     Ack = 6,
+    /// A message of the end-to-end handshake (see [`crate::secure`]).
+    Handshake = 7,
+    /// A `Data`, `Reliable` or `Ack` message sealed for its destination.
+    Sealed = 8,
 }
 
 impl FrameKind {
-    fn from_u8(v: u8) -> Option<Self> {
+    /// The kind with wire code `v`.
+    pub fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             0 => Self::Data,
             1 => Self::Probe,
@@ -51,8 +56,15 @@ impl FrameKind {
             4 => Self::Undeliverable,
             5 => Self::Reliable,
             6 => Self::Ack,
+            7 => Self::Handshake,
+            8 => Self::Sealed,
             _ => return None,
         })
+    }
+
+    /// Whether messages of this kind travel sealed between nodes.
+    pub fn is_sealable(self) -> bool {
+        matches!(self, Self::Data | Self::Reliable | Self::Ack)
     }
 }
 
@@ -80,6 +92,12 @@ pub enum RejectReason {
     /// The next hop's queue stayed full: dropped instead of blocking every other peer.
     #[error("next hop queue full")]
     QueueFull,
+    /// A message that must travel sealed arrived in plain text.
+    #[error("unsealed message")]
+    Unsealed,
+    /// The end-to-end session refused it (see `x0tta_pqc_*` for the reason).
+    #[error("refused by the end-to-end session")]
+    Session,
 }
 
 impl RejectReason {
@@ -93,6 +111,8 @@ impl RejectReason {
             Self::UnknownDestination => "unknown_destination",
             Self::Duplicate => "duplicate",
             Self::QueueFull => "queue_full",
+            Self::Unsealed => "unsealed",
+            Self::Session => "session",
         }
     }
 
@@ -111,6 +131,8 @@ impl RejectReason {
             Self::UnknownDestination,
             Self::Duplicate,
             Self::QueueFull,
+            Self::Unsealed,
+            Self::Session,
         ]
         .into_iter()
         .find(|r| r.code() == code)

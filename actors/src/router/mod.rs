@@ -109,6 +109,9 @@ impl RouterActor {
             tracing::warn!(peer = %beacon.peer, max = self.config.max_nodes, "link-state database full, beacon ignored");
             return;
         }
+        if let (Some(binding), Some(sessions)) = (&beacon.binding, self.forwarder.sessions()) {
+            sessions.learn(beacon.peer, binding);
+        }
         let links = beacon
             .links
             .iter()

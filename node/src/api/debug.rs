@@ -122,6 +122,13 @@ pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<H
     Ok(HttpResponse::Ok().json(serde_json::json!({ "blackhole": request.enabled })))
 }
 
+/// `GET /api/v1/debug/transit`: frames this node relayed lately, with the first
+/// payload bytes, so tests can check what a transit node gets to see.
+pub async fn transit(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "relayed": state.forwarder.transit_samples() })))
+}
+
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;

@@ -67,12 +67,15 @@ impl From<SendError> for ApiError {
             SendError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             SendError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             SendError::Rejected(_) => StatusCode::BAD_GATEWAY,
+            // The destination cannot have a session this node's policy accepts.
+            SendError::Session(_) => StatusCode::FORBIDDEN,
         };
         let reason = match &error {
             SendError::Rejected(r) => r.label(),
             SendError::PayloadTooLarge { .. } => "payload_too_large",
             SendError::Busy => "busy",
             SendError::Timeout(_) => "timeout",
+            SendError::Session(reject) => reject.label(),
         };
         let message = match &error {
             SendError::Rejected(RejectReason::UnknownDestination) => "no route to the destination".to_string(),

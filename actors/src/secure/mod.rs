@@ -1,0 +1,514 @@
+//! End-to-end sessions between the source and the destination of routed
+//! messages (see `x0tta6bl4-pqc` for the handshake and frame format).
+//!
+//! [`Sessions`] sits beside the forwarder: an outgoing message to a peer with
+//! an established session is sealed at once; otherwise it waits in a small
+//! per-peer queue while a handshake runs (Init, Reply, Finish travel as
+//! `Handshake` frames over the same routes). Transit nodes see the routing
+//! header and an opaque payload. Every table here is bounded and least
+//! recently used entries go first.
+
+pub mod config;
+mod metrics;
+
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use libp2p::identity::PublicKey;
+use libp2p::PeerId;
+use lru::LruCache;
+use parking_lot::Mutex;
+use x0tta6bl4_pqc::cookie::CookieJar;
+use x0tta6bl4_pqc::session::frame_header;
+use x0tta6bl4_pqc::{
+    Initiator, KeyBinding, MessageKind, PeerKeys, PqIdentity, PqcMode, Reject, RekeyPolicy, Responder, Response,
+    Session,
+};
+
+pub use config::PqcConfig;
+pub use metrics::describe;
+
+use crate::alert::{Alert, Severity, SharedAlertSink};
+use crate::router::frame::FrameKind;
+
+/// A message waiting for its session: inner kind, message id, payload.
+type Queued = (FrameKind, u64, Bytes);
+
+/// Why an outgoing message was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// No session this node's policy accepts can be had with the destination.
+    #[error(transparent)]
+    Session(#[from] Reject),
+    /// Too much is already waiting for handshakes to finish.
+    #[error("too many messages wait for the handshake with the destination")]
+    QueueFull,
+}
+
+/// What to send for an outgoing message.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    /// The sealed message, when a session exists.
+    pub sealed: Option<Bytes>,
+    /// A handshake message (an Init) to send to the destination.
+    pub handshake: Option<Bytes>,
+}
+
+/// What a received handshake message calls for.
+#[derive(Debug, Default)]
+pub struct HandshakeStep {
+    /// The answer to send back (Reply, Finish, Cookie or the Init again).
+    pub answer: Option<Bytes>,
+    /// Messages that waited for the new session, sealed: `(message id, payload)`.
+    pub flush: Vec<(u64, Bytes)>,
+    /// Sealed messages that overtook the Finish, now opened.
+    pub opened: Vec<Opened>,
+}
+
+/// A sealed message opened: frame id and hops from its routing header, inner
+/// kind and payload.
+#[derive(Debug)]
+pub struct Opened {
+    /// Frame id.
+    pub id: u64,
+    /// Links the frame crossed.
+    pub hops: u8,
+    /// Inner message kind.
+    pub kind: FrameKind,
+    /// Inner payload.
+    pub payload: Bytes,
+}
+
+/// A sealed message that arrived before its session was complete.
+struct Early {
+    id: u64,
+    hops: u8,
+    sealed: Bytes,
+}
+
+/// Sealed messages held per handshake until its Finish arrives.
+const MAX_EARLY: usize = 64;
+
+/// A handshake this node answered, waiting for the Finish.
+struct Responding {
+    responder: Box<Responder>,
+    at: Instant,
+    early: Vec<Early>,
+}
+
+/// A peer's keys and the binding they came from.
+struct Known {
+    binding: KeyBinding,
+    keys: PeerKeys,
+}
+
+/// A handshake this node started.
+struct Pending {
+    initiator: Initiator,
+    init: Bytes,
+    started: Instant,
+    last_sent: Instant,
+    queue: VecDeque<Queued>,
+}
+
+struct State {
+    known: LruCache<PeerId, Known>,
+    sessions: LruCache<u64, Session>,
+    current: LruCache<PeerId, u64>,
+    initiating: LruCache<PeerId, Pending>,
+    responding: LruCache<u64, Responding>,
+    cookies: CookieJar,
+    recent_inits: VecDeque<Instant>,
+    /// Payload bytes in every pending queue.
+    queued_bytes: usize,
+}
+
+/// This node's end-to-end sessions.
+pub struct Sessions {
+    identity: PqIdentity,
+    mode: PqcMode,
+    config: PqcConfig,
+    rekey: RekeyPolicy,
+    alerts: SharedAlertSink,
+    state: Mutex<State>,
+}
+
+fn bound(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl Sessions {
+    /// Sessions for `identity` under `config` (its mode already validated).
+    pub fn new(identity: PqIdentity, mode: PqcMode, config: PqcConfig, alerts: SharedAlertSink) -> Self {
+        metrics::describe();
+        let now = Instant::now();
+        let state = State {
+            known: LruCache::new(bound(config.max_sessions)),
+            sessions: LruCache::new(bound(config.max_sessions)),
+            current: LruCache::new(bound(config.max_sessions)),
+            initiating: LruCache::new(bound(config.max_pending)),
+            responding: LruCache::new(bound(config.max_pending)),
+            cookies: CookieJar::new(now, Duration::from_secs(config.cookie_rotate_secs.max(1))),
+            recent_inits: VecDeque::new(),
+            queued_bytes: 0,
+        };
+        Self {
+            identity,
+            mode,
+            rekey: config.rekey(),
+            config,
+            alerts,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The key binding to announce in beacons; `None` under `off`, where this
+    /// node presents itself as classical-only.
+    pub fn announced_binding(&self) -> Option<&KeyBinding> {
+        (self.mode != PqcMode::Off).then(|| self.identity.binding())
+    }
+
+    /// The policy in force.
+    pub fn mode(&self) -> PqcMode {
+        self.mode
+    }
+
+    /// Learns `peer`'s keys from a beacon's binding (verified once per change).
+    pub fn learn(&self, peer: PeerId, binding: &KeyBinding) {
+        let mut state = self.state.lock();
+        if state.known.get(&peer).is_some_and(|k| k.binding == *binding) {
+            return;
+        }
+        match binding.verify(&peer) {
+            Ok(keys) => {
+                state.known.put(
+                    peer,
+                    Known {
+                        binding: binding.clone(),
+                        keys,
+                    },
+                );
+            }
+            Err(reason) => {
+                metrics::binding_rejected();
+                tracing::warn!(%peer, %reason, "key binding in beacon refused");
+            }
+        }
+    }
+
+    /// Seals a message of `kind` for `dst`, or queues it and starts (or
+    /// repeats) a handshake.
+    pub fn outbound(&self, dst: PeerId, kind: FrameKind, id: u64, payload: Bytes) -> Result<Outbound, OutboundError> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let current = state.current.get(&dst).copied();
+        if let Some(session) = current.and_then(|local| state.sessions.get_mut(&local)) {
+            let sealed = Bytes::from(session.seal(&inner(kind, &payload)));
+            let stale = session.needs_rekey(&self.rekey, now);
+            let handshake = match stale && !state.initiating.contains(&dst) {
+                true => Some(self.initiate(&mut state, dst, now)?),
+                false => None,
+            };
+            return Ok(Outbound {
+                sealed: Some(sealed),
+                handshake,
+            });
+        }
+        let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
+        if state
+            .initiating
+            .peek(&dst)
+            .is_some_and(|p| now.duration_since(p.started) > timeout)
+        {
+            if let Some(expired) = state.initiating.pop(&dst) {
+                state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&expired.queue));
+                metrics::handshake_refused(&Reject::UnknownHandshake);
+                tracing::debug!(peer = %dst, dropped = expired.queue.len(), "handshake timed out");
+            }
+        }
+        let handshake = match state.initiating.contains(&dst) {
+            true => None,
+            false => Some(self.initiate(&mut state, dst, now)?),
+        };
+        let resend = Duration::from_millis(self.config.init_resend_ms);
+        let total_full = state.queued_bytes + payload.len() > self.config.queue_bytes_total;
+        let Some(pending) = state.initiating.get_mut(&dst) else {
+            return Err(Reject::UnknownHandshake.into());
+        };
+        if total_full || pending.queue.len() >= self.config.queue_per_peer {
+            metrics::frame_rejected("queue_full");
+            return Err(OutboundError::QueueFull);
+        }
+        let size = payload.len();
+        pending.queue.push_back((kind, id, payload));
+        let handshake = handshake.or_else(|| {
+            (now.duration_since(pending.last_sent) >= resend).then(|| {
+                pending.last_sent = now;
+                pending.init.clone()
+            })
+        });
+        state.queued_bytes += size;
+        Ok(Outbound {
+            sealed: None,
+            handshake,
+        })
+    }
+
+    /// Starts a handshake with `dst`; returns the Init.
+    fn initiate(&self, state: &mut State, dst: PeerId, now: Instant) -> Result<Bytes, Reject> {
+        let keys = peer_keys(&mut state.known, &dst).ok_or(Reject::BadBinding)?;
+        let (initiator, init) = Initiator::start(&self.identity, keys, self.mode).inspect_err(|reason| {
+            metrics::handshake_refused(reason);
+            self.alert_refusal(dst, reason);
+        })?;
+        let init = Bytes::from(init);
+        let pending = Pending {
+            initiator,
+            init: init.clone(),
+            started: now,
+            last_sent: now,
+            queue: VecDeque::new(),
+        };
+        // Replacing or evicting a handshake drops its queue.
+        if let Some((_, dropped)) = state.initiating.push(dst, pending) {
+            state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&dropped.queue));
+        }
+        Ok(init)
+    }
+
+    /// Opens a sealed frame `(id, hops)` from `src`. A frame for a session whose
+    /// Finish has not arrived yet (it overtook it) is held and comes back
+    /// opened with that Finish: `Ok(None)`.
+    pub fn open(&self, src: PeerId, id: u64, hops: u8, sealed: Bytes) -> Result<Option<Opened>, Reject> {
+        let result = (|| {
+            let (local, _) = frame_header(&sealed)?;
+            let mut state = self.state.lock();
+            if let Some(session) = state.sessions.get_mut(&local) {
+                return open_with(session, src, id, hops, &sealed).map(Some);
+            }
+            let waiting = state.responding.get_mut(&local).filter(|r| *r.responder.peer() == src);
+            match waiting {
+                Some(responding) if responding.early.len() < MAX_EARLY => {
+                    responding.early.push(Early { id, hops, sealed });
+                    Ok(None)
+                }
+                _ => Err(Reject::UnknownSession),
+            }
+        })();
+        if let Err(reason) = &result {
+            metrics::frame_rejected(reason.label());
+        }
+        result
+    }
+
+    /// Counts a plaintext message that should have been sealed.
+    pub fn refuse_unsealed(&self, src: PeerId) {
+        metrics::frame_rejected("unsealed");
+        tracing::debug!(%src, "unsealed message refused");
+    }
+
+    /// Handles a handshake message from `src`.
+    pub fn on_handshake(&self, src: PeerId, message: &[u8]) -> Result<HandshakeStep, Reject> {
+        let now = Instant::now();
+        let result = match MessageKind::of(message) {
+            Ok(MessageKind::Init) => self.on_init(src, message, now),
+            Ok(MessageKind::Reply) => self.on_reply(src, message, now),
+            Ok(MessageKind::Finish) => self.on_finish(src, message, now),
+            Ok(MessageKind::Cookie) => self.on_cookie(src, message),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = &result {
+            metrics::handshake_refused(reason);
+            self.alert_refusal(src, reason);
+        }
+        result
+    }
+
+    fn on_init(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let window = Duration::from_secs(1);
+        while state
+            .recent_inits
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            state.recent_inits.pop_front();
+        }
+        let under_load = state.recent_inits.len() >= self.config.cookie_above_per_sec;
+        if !under_load {
+            state.recent_inits.push_back(now);
+        }
+        let known = &mut state.known;
+        let lookup = |peer: &PeerId| peer_keys(known, peer);
+        let cookies = under_load.then_some(&mut state.cookies);
+        match Responder::respond(&self.identity, message, self.mode, lookup, cookies, now)? {
+            Response::Reply { responder, reply } => {
+                if *responder.peer() != src {
+                    return Err(Reject::Malformed("init from another peer than its source"));
+                }
+                let local = responder.local_id();
+                state.responding.put(
+                    local,
+                    Responding {
+                        responder,
+                        at: now,
+                        early: Vec::new(),
+                    },
+                );
+                Ok(HandshakeStep {
+                    answer: Some(Bytes::from(reply)),
+                    ..HandshakeStep::default()
+                })
+            }
+            Response::Cookie { message, reason } => {
+                metrics::handshake_refused(&reason);
+                Ok(HandshakeStep {
+                    answer: Some(Bytes::from(message)),
+                    ..HandshakeStep::default()
+                })
+            }
+        }
+    }
+
+    fn on_reply(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
+        let mut state = self.state.lock();
+        let pending = state.initiating.pop(&src).ok_or(Reject::UnknownHandshake)?;
+        state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&pending.queue));
+        let (mut session, finish) = pending.initiator.finish(&self.identity, message, now)?;
+        metrics::duration(now.duration_since(pending.started));
+        let flush = pending
+            .queue
+            .into_iter()
+            .map(|(kind, id, payload)| (id, Bytes::from(session.seal(&inner(kind, &payload)))))
+            .collect();
+        self.install(&mut state, session);
+        Ok(HandshakeStep {
+            answer: Some(Bytes::from(finish)),
+            flush,
+            ..HandshakeStep::default()
+        })
+    }
+
+    fn on_finish(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
+        let local = message
+            .get(1..9)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .ok_or(Reject::Malformed("finish"))?;
+        let mut state = self.state.lock();
+        let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
+        let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
+        if *waiting.responder.peer() != src || now.duration_since(waiting.at) > timeout {
+            return Err(Reject::UnknownHandshake);
+        }
+        let mut session = waiting.responder.complete(message, now)?;
+        let opened = waiting
+            .early
+            .into_iter()
+            .filter_map(|early| {
+                open_with(&mut session, src, early.id, early.hops, &early.sealed)
+                    .inspect_err(|reason| metrics::frame_rejected(reason.label()))
+                    .ok()
+            })
+            .collect();
+        self.install(&mut state, session);
+        Ok(HandshakeStep {
+            opened,
+            ..HandshakeStep::default()
+        })
+    }
+
+    fn on_cookie(&self, src: PeerId, message: &[u8]) -> Result<HandshakeStep, Reject> {
+        let mut state = self.state.lock();
+        let pending = state.initiating.get_mut(&src).ok_or(Reject::UnknownHandshake)?;
+        let init = Bytes::from(pending.initiator.init_with_cookie(message)?);
+        pending.init = init.clone();
+        Ok(HandshakeStep {
+            answer: Some(init),
+            ..HandshakeStep::default()
+        })
+    }
+
+    fn install(&self, state: &mut State, session: Session) {
+        metrics::established(session.suite);
+        if self.mode.is_fallback(session.suite) {
+            metrics::fallback();
+            tracing::warn!(peer = %session.peer, "session without post-quantum key exchange (peer is classical-only)");
+            self.alerts.emit(
+                Alert::new(
+                    "PQC_FALLBACK",
+                    Severity::Warning,
+                    format!("session with {} uses X25519 only", session.peer),
+                )
+                .label("peer", session.peer.to_string()),
+            );
+        }
+        state.current.put(session.peer, session.local_id);
+        state.sessions.put(session.local_id, session);
+        metrics::sessions(state.sessions.len());
+    }
+
+    fn alert_refusal(&self, peer: PeerId, reason: &Reject) {
+        let severity = match reason {
+            Reject::Downgrade | Reject::BadSignature | Reject::BadBinding => Severity::Critical,
+            Reject::PqRequired => Severity::Warning,
+            _ => return,
+        };
+        self.alerts.emit(
+            Alert::new(
+                "PQC_HANDSHAKE_FAILURE",
+                severity,
+                format!("handshake with {peer} refused: {reason}"),
+            )
+            .label("peer", peer.to_string())
+            .label("reason", reason.label()),
+        );
+    }
+}
+
+fn queued_bytes(queue: &VecDeque<Queued>) -> usize {
+    queue.iter().map(|(_, _, payload)| payload.len()).sum()
+}
+
+/// Opens `sealed` with `session`, which must be `src`'s.
+fn open_with(session: &mut Session, src: PeerId, id: u64, hops: u8, sealed: &[u8]) -> Result<Opened, Reject> {
+    if session.peer != src {
+        return Err(Reject::UnknownSession);
+    }
+    let plaintext = session.open(sealed)?;
+    let (&kind, payload) = plaintext.split_first().ok_or(Reject::Malformed("sealed message"))?;
+    let kind = FrameKind::from_u8(kind)
+        .filter(|k| k.is_sealable())
+        .ok_or(Reject::Malformed("sealed message kind"))?;
+    Ok(Opened {
+        id,
+        hops,
+        kind,
+        payload: Bytes::copy_from_slice(payload),
+    })
+}
+
+/// The inner plaintext of a sealed message: kind, then payload.
+fn inner(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
+    let mut plaintext = Vec::with_capacity(1 + payload.len());
+    plaintext.push(kind as u8);
+    plaintext.extend_from_slice(payload);
+    plaintext
+}
+
+/// Keys of `peer`: from its verified binding, else its libp2p key alone.
+fn peer_keys(known: &mut LruCache<PeerId, Known>, peer: &PeerId) -> Option<PeerKeys> {
+    known.get(peer).map(|k| k.keys.clone()).or_else(|| classical_keys(peer))
+}
+
+/// A peer id of an ed25519 key carries the key itself (identity multihash).
+fn classical_keys(peer: &PeerId) -> Option<PeerKeys> {
+    let multihash = peer.as_ref();
+    (multihash.code() == 0)
+        .then(|| PublicKey::try_decode_protobuf(multihash.digest()).ok())
+        .flatten()
+        .map(PeerKeys::classical)
+}

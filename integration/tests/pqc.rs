@@ -1,0 +1,117 @@
+//! End-to-end post-quantum sessions between real node processes on loopback:
+//! what a transit node sees, and how `pqc.mode` treats a classical-only node.
+
+use std::time::Duration;
+
+use serde_json::json;
+use x0tta6bl4_integration::{metric, metrics_text, wait_for, NodeProcess, TestMesh};
+
+fn mode(value: &str) -> [(&'static str, &str); 1] {
+    [("X0TTA6BL4_PQC__MODE", value)]
+}
+
+fn send(from: &NodeProcess, to: &NodeProcess, text: &str) -> Result<serde_json::Value, String> {
+    from.post("/api/v1/messages", &json!({ "to": to.peer_id, "text": text }))
+        .map_err(|e| e.to_string())
+}
+
+fn inbox_texts(node: &NodeProcess) -> Vec<String> {
+    node.get("/api/v1/messages").expect("inbox")["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["text"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_delivered(node: &NodeProcess, text: &str) {
+    wait_for(
+        Duration::from_secs(15),
+        &format!("{text:?} delivered to {}", node.name()),
+        || inbox_texts(node).iter().any(|t| t == text).then_some(()),
+    );
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn required_sessions_cross_a_transit_node_that_cannot_read_them() {
+    let mut mesh = TestMesh::new();
+    let a = mesh.add_with("a", &[], false, &mode("required"));
+    let t = mesh.add_with("t", &[a], false, &mode("required"));
+    let c = mesh.add_with("c", &[t], false, &mode("required"));
+    mesh.wait_route(a, c, 2, Duration::from_secs(20));
+    mesh.wait_route(c, a, 2, Duration::from_secs(20));
+
+    let secret = "the eagle lands at midnight";
+    send(&mesh.nodes[a], &mesh.nodes[c], secret).expect("accepted");
+    wait_delivered(&mesh.nodes[c], secret);
+    send(&mesh.nodes[c], &mesh.nodes[a], "reply over the same session").expect("accepted");
+    wait_delivered(&mesh.nodes[a], "reply over the same session");
+
+    let relayed = mesh.nodes[t].get("/api/v1/debug/transit").expect("transit view")["relayed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let kinds: Vec<&str> = relayed.iter().filter_map(|r| r["kind"].as_str()).collect();
+    println!("the transit node relayed: {kinds:?}");
+    assert!(kinds.contains(&"Handshake") && kinds.contains(&"Sealed"), "{kinds:?}");
+    assert!(!kinds.contains(&"Data"), "no plaintext message crossed T: {kinds:?}");
+    assert!(
+        relayed.iter().all(|r| !r["payload_hex"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&hex("the eagle"))),
+        "the payload is not readable in transit"
+    );
+    let text = metrics_text(&mesh.nodes[a]);
+    assert!(metric(&text, "x0tta_pqc_handshakes_total", &["result=\"x25519_mlkem768\""]) >= 1.0);
+    assert_eq!(metric(&text, "x0tta_pqc_fallbacks_total", &[]), 0.0);
+    assert_eq!(
+        metric(&metrics_text(&mesh.nodes[t]), "x0tta_pqc_sessions", &[]),
+        0.0,
+        "T is no end of any session"
+    );
+}
+
+#[test]
+fn a_classical_only_node_is_refused_under_required_and_falls_back_under_preferred() {
+    let mut mesh = TestMesh::new();
+    let r = mesh.add_with("strict", &[], false, &mode("required"));
+    let k = mesh.add_with("classical", &[r], false, &mode("off"));
+    let p = mesh.add_with("lenient", &[k], false, &mode("preferred"));
+    for (from, to) in [(r, k), (k, r), (k, p), (p, k)] {
+        mesh.wait_route(from, to, 1, Duration::from_secs(20));
+    }
+
+    let refused = send(&mesh.nodes[r], &mesh.nodes[k], "to a classical node").expect_err("refused");
+    assert!(refused.contains("403") && refused.contains("pq_required"), "{refused}");
+
+    send(&mesh.nodes[k], &mesh.nodes[r], "classical offer").expect("queued at the sender");
+    // Two refusals at the strict node: its own attempt above, and the Init from the classical node.
+    wait_for(
+        Duration::from_secs(10),
+        "the strict node to refuse the classical Init",
+        || {
+            let text = metrics_text(&mesh.nodes[r]);
+            (metric(&text, "x0tta_pqc_handshakes_total", &["result=\"pq_required\""]) >= 2.0).then_some(())
+        },
+    );
+    assert!(
+        inbox_texts(&mesh.nodes[r]).is_empty(),
+        "nothing from the classical node got through"
+    );
+
+    send(&mesh.nodes[k], &mesh.nodes[p], "classical but accepted").expect("accepted");
+    wait_delivered(&mesh.nodes[p], "classical but accepted");
+    send(&mesh.nodes[p], &mesh.nodes[k], "and back").expect("accepted");
+    wait_delivered(&mesh.nodes[k], "and back");
+    let text = metrics_text(&mesh.nodes[p]);
+    assert!(metric(&text, "x0tta_pqc_handshakes_total", &["result=\"x25519\""]) >= 1.0);
+    assert!(metric(&text, "x0tta_pqc_fallbacks_total", &[]) >= 1.0);
+    assert!(metric(&text, "x0tta_alerts_total", &["name=\"PQC_FALLBACK\""]) >= 1.0);
+}
