@@ -58,9 +58,11 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
 
     let fault = Instant::now();
     net.set_loss(0, 40).expect("40 % loss on A–B");
-    let moved = wait_for(Duration::from_secs(30), "A's route to C to leave B", || {
-        (next_hop(&net, 0, 2).as_deref() == Some(d.as_str())).then(|| fault.elapsed())
-    });
+    let moved = wait_for(
+        Duration::from_secs(30),
+        "A's route to C to leave B after 40 % loss",
+        || (next_hop(&net, 0, 2).as_deref() == Some(d.as_str())).then(|| fault.elapsed()),
+    );
     let verified = wait_record(net.node(0), "switch_route", &b, "verified", Duration::from_secs(30));
     let mttr_ms = verified["mttr_ms"].as_u64().expect("MTTR recorded");
     println!(
@@ -94,9 +96,16 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
     net.set_loss(0, 0).expect("loss removed");
     let restored = wait_record(net.node(0), "switch_route", &b, "released", Duration::from_secs(30));
     println!("link let back in: {}", restored["detail"]);
-    wait_for(Duration::from_secs(10), "A to route to C through B again", || {
-        (next_hop(&net, 0, 2).as_deref() == Some(b.as_str())).then_some(())
-    });
+    let released = Instant::now();
+    while next_hop(&net, 0, 2).as_deref() != Some(b.as_str()) {
+        assert!(
+            released.elapsed() < Duration::from_secs(15),
+            "A does not route to C through B 15 s after the link was let back in; A's peers: {:#}; healer: {:#}",
+            net.node(0).get("/api/v1/peers").unwrap_or_default(),
+            net.node(0).get("/api/v1/healing").unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -125,9 +134,15 @@ fn an_action_that_makes_delivery_worse_is_rolled_back() {
         // Each outage lasts long enough for several healer cycles to see it.
         std::thread::sleep(Duration::from_millis(1_500));
         net.set_link(0, true).expect("A–B up");
-        wait_for(Duration::from_secs(15), "A to reach C through B again", || {
-            (next_hop(&net, 0, 2).as_deref() == Some(b.as_str())).then_some(())
-        });
+        let up = Instant::now();
+        while next_hop(&net, 0, 2).as_deref() != Some(b.as_str()) {
+            assert!(
+                up.elapsed() < Duration::from_secs(15),
+                "A does not reach C through B 15 s after A–B came back; A's healer: {:#}",
+                net.node(0).get("/api/v1/healing").unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     let rolled_back = wait_record(net.node(0), "switch_route", &b, "rolled_back", Duration::from_secs(30));
     println!("rolled back: {}", rolled_back["detail"]);

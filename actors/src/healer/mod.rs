@@ -116,8 +116,14 @@ pub struct HealerActor {
     in_flight: HashSet<(&'static str, String)>,
     cooling: HashMap<(&'static str, String), Instant>,
     refusal_noted: HashSet<(&'static str, String)>,
-    routes: HashMap<PeerId, (PeerId, Option<PeerId>)>,
+    /// When each (destination, next hop) pair was last in the routing table.
+    carried: HashMap<(PeerId, PeerId), Instant>,
 }
+
+/// A connected link counts as carrying traffic this long after its last route left it:
+/// the router's own metric may move traffic off a lossy link for a moment and
+/// back again when the loss estimate dips; the healer pins such a link.
+const CARRY_MEMORY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl HealerActor {
     /// A healer acting through `effectors`, remembering in `knowledge`.
@@ -149,7 +155,7 @@ impl HealerActor {
             in_flight: HashSet::new(),
             cooling: HashMap::new(),
             refusal_noted: HashSet::new(),
-            routes: HashMap::new(),
+            carried: HashMap::new(),
         }
     }
 
@@ -163,7 +169,10 @@ impl HealerActor {
         ctx.spawn(observe.into_actor(self).map(move |mut obs, healer, ctx| {
             healer.cycle_running = false;
             obs.telemetry = healer.telemetry.clone();
-            healer.routes = obs.routes.clone();
+            for (dst, (next, _)) in &obs.routes {
+                healer.carried.insert((*dst, *next), obs.at);
+            }
+            healer.carried.retain(|_, at| obs.at.duration_since(*at) < CARRY_MEMORY);
             let symptoms = healer.analyzer.analyze(&obs, &healer.config);
             healer.track_onsets(&symptoms, obs.at);
             healer.release_expired(obs.at, ctx);
@@ -174,7 +183,14 @@ impl HealerActor {
                 quarantined: healer.quarantined.keys().copied().collect(),
                 in_flight: healer.in_flight.clone(),
                 cooling: healer.cooling.keys().cloned().collect(),
-                carrying: obs.routes.values().map(|(next, _)| *next).collect(),
+                // Only a connected link has traffic to move off it.
+                carrying: obs
+                    .links
+                    .iter()
+                    .flatten()
+                    .map(|l| l.peer)
+                    .filter(|peer| healer.carried.keys().any(|(_, next)| next == peer))
+                    .collect(),
             };
             let analyzer = &healer.analyzer;
             let planned = plan::plan(&symptoms, &constraints, |p| analyzer.addrs_of(p), &obs.known);
@@ -224,11 +240,15 @@ impl HealerActor {
         let key = (planned.action.kind(), planned.action.target());
         self.in_flight.insert(key);
         let affected: Vec<PeerId> = match &planned.action {
+            // Destinations whose routes used the link lately: their delivery
+            // is what the switch changes.
             Action::SwitchRoute { peer } => self
-                .routes
-                .iter()
-                .filter(|(_, (next, _))| next.to_string() == *peer)
+                .carried
+                .keys()
+                .filter(|(_, next)| next.to_string() == *peer)
                 .map(|(dst, _)| *dst)
+                .collect::<HashSet<_>>()
+                .into_iter()
                 .collect(),
             _ => Vec::new(),
         };

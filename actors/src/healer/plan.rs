@@ -93,7 +93,7 @@ pub struct Constraints {
     pub in_flight: HashSet<(&'static str, String)>,
     /// (kind, target) pairs rolled back recently.
     pub cooling: HashSet<(&'static str, String)>,
-    /// Neighbours that are the next hop of at least one route now.
+    /// Neighbours that were the next hop of a route within the last few seconds.
     pub carrying: HashSet<PeerId>,
 }
 
