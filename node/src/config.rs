@@ -78,6 +78,9 @@ pub struct NodeConfig {
     pub healer: HealerConfig,
     /// End-to-end post-quantum sessions.
     pub pqc: PqcConfig,
+    /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
+    /// sequence sanity, links their other end denies; liars go to the healer.
+    pub byzantine: bool,
 }
 
 impl Default for NodeConfig {
@@ -92,6 +95,7 @@ impl Default for NodeConfig {
             breaker: BreakerConfig::default(),
             healer: HealerConfig::default(),
             pqc: PqcConfig::default(),
+            byzantine: false,
         }
     }
 }

@@ -15,7 +15,7 @@ use x0tta6bl4_actors::healer::knowledge::Knowledge;
 use x0tta6bl4_actors::healer::observe::Sources;
 use x0tta6bl4_actors::healer::HealerActor;
 use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
-use x0tta6bl4_actors::router::{Forwarder, RouterActor};
+use x0tta6bl4_actors::router::{Forwarder, RouterActor, RouterConfig};
 use x0tta6bl4_actors::secure::Sessions;
 use x0tta6bl4_actors::store::Store;
 use x0tta6bl4_actors::telemetry::{Subscribe, TelemetryActor};
@@ -80,7 +80,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .clone()
                 .run_retransmissions(std::time::Duration::from_millis(RETRANSMIT_TICK_MS)),
         );
-        let router_config = config.router.clone();
+        let router_config = RouterConfig {
+            byzantine: config.byzantine,
+            ..config.router.clone()
+        };
         let router_forwarder = forwarder.clone();
         let router = Supervisor::start(move |_| RouterActor::new(peer_id, router_config, router_forwarder));
         let mesh_handle = mesh::handle(MeshParts {

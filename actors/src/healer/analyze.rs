@@ -28,6 +28,8 @@ pub enum SymptomKind {
     Flapping,
     /// A neighbour sending frames that break the protocol.
     Misbehaving,
+    /// A node caught lying in its beacons (Byzantine checks).
+    Byzantine,
     /// XDP dropping packets fast.
     DropSpike,
     /// Supervised actors restarted.
@@ -49,6 +51,7 @@ impl SymptomKind {
             SymptomKind::PeerSilent => "peer_silent",
             SymptomKind::Flapping => "flapping",
             SymptomKind::Misbehaving => "misbehaving",
+            SymptomKind::Byzantine => "byzantine",
             SymptomKind::DropSpike => "drop_spike",
             SymptomKind::ActorRestarts => "actor_restarts",
             SymptomKind::MeshUnresponsive => "mesh_unresponsive",
@@ -225,6 +228,14 @@ impl Analyzer {
                 });
             }
         }
+        for (peer, (strikes, last)) in &obs.liars {
+            symptoms.push(Symptom {
+                kind: SymptomKind::Byzantine,
+                peer: Some(*peer),
+                severity: Severity::Critical,
+                evidence: format!("{strikes} lies in its beacons, the latest: {last}"),
+            });
+        }
         if links.is_empty() && obs.known.keys().any(|p| self.neighbours.contains_key(p)) {
             symptoms.push(Symptom {
                 kind: SymptomKind::Isolated,
@@ -321,9 +332,24 @@ mod tests {
             routes: HashMap::new(),
             known: HashMap::new(),
             violations: HashMap::new(),
+            liars: HashMap::new(),
             restarts: 0,
             telemetry: None,
         }
+    }
+
+    #[test]
+    fn a_reported_liar_is_a_critical_symptom_with_its_evidence() {
+        let liar = PeerId::random();
+        let mut obs = observation(Instant::now(), Vec::new());
+        obs.liars.insert(liar, (3, "fake_link"));
+        let symptoms = Analyzer::default().analyze(&obs, &HealerConfig::default());
+        let found = symptoms
+            .iter()
+            .find(|s| s.kind == SymptomKind::Byzantine)
+            .expect("symptom");
+        assert_eq!((found.peer, found.severity), (Some(liar), Severity::Critical));
+        assert!(found.evidence.contains("3 lies") && found.evidence.contains("fake_link"));
     }
 
     fn link(peer: PeerId, rtt_ms: f64, loss: f64) -> PeerLink {

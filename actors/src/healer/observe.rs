@@ -25,6 +25,8 @@ pub struct Observation {
     pub known: HashMap<PeerId, Vec<Multiaddr>>,
     /// Protocol violations per neighbour since start.
     pub violations: HashMap<PeerId, u64>,
+    /// Nodes the router caught lying in beacons: strikes and the latest lie.
+    pub liars: HashMap<PeerId, (u32, &'static str)>,
     /// Actor restarts since start.
     pub restarts: u64,
     /// The latest telemetry snapshot.
@@ -48,7 +50,11 @@ impl Sources {
         let links = self.mesh.status().await.ok().map(|s| s.peers);
         let mut routes = HashMap::new();
         let mut known = HashMap::new();
+        let mut liars = HashMap::new();
         if let Ok(state) = self.router.send(GetState).await {
+            for liar in state.liars {
+                liars.insert(liar.peer, (liar.strikes, liar.last.label()));
+            }
             for route in state.routes {
                 if let (Ok(dst), Ok(next)) = (route.destination.parse(), route.next_hop.parse()) {
                     routes.insert(dst, (next, route.backup.and_then(|b| b.parse().ok())));
@@ -66,6 +72,7 @@ impl Sources {
             routes,
             known,
             violations: self.forwarder.violations().into_iter().collect(),
+            liars,
             restarts: supervision::restarts_total(),
             telemetry: None,
         }

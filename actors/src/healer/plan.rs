@@ -137,7 +137,7 @@ fn candidate(
     let peer = symptom.peer;
     let quarantined = peer.is_some_and(|p| constraints.quarantined.contains(&p));
     match symptom.kind {
-        SymptomKind::Misbehaving => {
+        SymptomKind::Misbehaving | SymptomKind::Byzantine => {
             let peer = peer?;
             if quarantined {
                 return None;

@@ -26,6 +26,10 @@ pub struct RouterConfig {
     pub recompute_interval_ms: u64,
     /// Accept `POST /api/v1/debug/fault` (tests only).
     pub fault_injection: bool,
+    /// Byzantine checks on beacons (set from the top-level `byzantine` key,
+    /// `X0TTA6BL4_BYZANTINE`).
+    #[serde(skip)]
+    pub byzantine: bool,
 }
 
 impl Default for RouterConfig {
@@ -44,6 +48,7 @@ impl Default for RouterConfig {
             // Quick enough that a topology change costs one tenth of a second.
             recompute_interval_ms: 100,
             fault_injection: false,
+            byzantine: false,
         }
     }
 }

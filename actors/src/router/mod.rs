@@ -6,6 +6,7 @@
 //! on the network runtime without waiting for the actor. A link-down event
 //! recomputes at once; the forwarder has already switched to the backup hop by then.
 
+pub mod byzantine;
 pub mod config;
 pub mod forwarder;
 pub mod frame;
@@ -62,6 +63,7 @@ pub struct RouterActor {
     graph: Graph,
     dirty: bool,
     last_failure: Option<String>,
+    judge: byzantine::Judge,
 }
 
 impl RouterActor {
@@ -77,13 +79,21 @@ impl RouterActor {
             graph: Graph::default(),
             dirty: false,
             last_failure: None,
+            judge: byzantine::Judge::default(),
         }
     }
 
     fn expire(&mut self) {
         let expiry = Duration::from_millis(self.config.beacon_expiry_ms);
         let before = self.nodes.len();
-        self.nodes.retain(|_, n| n.received.elapsed() < expiry);
+        let judge = &mut self.judge;
+        self.nodes.retain(|peer, n| {
+            let fresh = n.received.elapsed() < expiry;
+            if !fresh {
+                judge.forget_claims(peer);
+            }
+            fresh
+        });
         self.dirty |= self.nodes.len() != before;
     }
 
@@ -100,6 +110,15 @@ impl RouterActor {
     }
 
     fn on_beacon(&mut self, beacon: crate::mesh::beacon::ValidBeacon) {
+        if self.config.byzantine {
+            let checked = self
+                .judge
+                .check_clock(beacon.peer, beacon.seq, beacon.timestamp_ms, crate::mesh::unix_ms());
+            if let Err(lie) = checked {
+                tracing::debug!(peer = %beacon.peer, lie = lie.label(), "beacon ignored");
+                return;
+            }
+        }
         if let Some(known) = self.nodes.get(&beacon.peer) {
             if beacon.seq <= known.seq {
                 // Gossip can deliver an older beacon after a newer one.
@@ -117,6 +136,9 @@ impl RouterActor {
             .iter()
             .map(|link| (link.peer, quality_cost(link)))
             .collect();
+        if self.config.byzantine {
+            self.judge_links(&beacon);
+        }
         let changed = self.nodes.get(&beacon.peer).is_none_or(|n| n.links != links);
         self.nodes.insert(
             beacon.peer,
@@ -129,6 +151,28 @@ impl RouterActor {
             },
         );
         self.dirty |= changed;
+    }
+
+    /// Counts links in `beacon` that their other end keeps denying.
+    fn judge_links(&mut self, beacon: &crate::mesh::beacon::ValidBeacon) {
+        let claimant = beacon.peer;
+        let claimed: Vec<PeerId> = beacon.links.iter().map(|l| l.peer).collect();
+        let (local, local_links, nodes) = (self.local, &self.local_links, &self.nodes);
+        let denies = |other: &PeerId| {
+            if *other == local {
+                return !local_links.iter().any(|(p, _)| *p == claimant);
+            }
+            nodes
+                .get(other)
+                .is_some_and(|n| !n.links.iter().any(|(p, _)| *p == claimant))
+        };
+        let grace = Duration::from_millis(self.config.beacon_expiry_ms);
+        for other in self
+            .judge
+            .check_links(claimant, &claimed, denies, Instant::now(), grace)
+        {
+            tracing::debug!(%claimant, %other, "link denied by its other end");
+        }
     }
 
     fn state(&self) -> RouterState {
@@ -172,6 +216,7 @@ impl RouterActor {
             nodes,
             routes,
             edges,
+            liars: self.judge.liars(),
         }
     }
 }
@@ -280,6 +325,8 @@ pub struct RouterState {
     pub routes: Vec<RouteView>,
     /// Edges of the graph.
     pub edges: Vec<EdgeView>,
+    /// Nodes caught lying in their beacons (Byzantine checks on).
+    pub liars: Vec<byzantine::Liar>,
 }
 
 /// Asks the router for a [`RouterState`].

@@ -123,6 +123,7 @@ pub async fn topology(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         "name": state.name,
         "nodes": nodes,
         "edges": router.edges,
+        "liars": router.liars,
     })))
 }
 
