@@ -115,3 +115,28 @@ fn a_classical_only_node_is_refused_under_required_and_falls_back_under_preferre
     assert!(metric(&text, "x0tta_pqc_fallbacks_total", &[]) >= 1.0);
     assert!(metric(&text, "x0tta_alerts_total", &["name=\"PQC_FALLBACK\""]) >= 1.0);
 }
+
+#[test]
+fn with_pqc_beacons_unsigned_beacons_are_dropped_and_counted() {
+    let pq = [("X0TTA6BL4_PQC_BEACONS", "true")];
+    let mut mesh = TestMesh::new();
+    let a = mesh.add_with("a", &[], false, &pq);
+    let b = mesh.add_with("b", &[a], false, &pq);
+    let plain = mesh.add_with("plain", &[b], false, &[]);
+    mesh.wait_route(a, b, 1, Duration::from_secs(20));
+    // The plain node accepts signed beacons; the others drop its unsigned ones.
+    mesh.wait_route(plain, a, 2, Duration::from_secs(20));
+    wait_for(Duration::from_secs(10), "B to drop the plain node's beacons", || {
+        let text = metrics_text(&mesh.nodes[b]);
+        (metric(&text, "x0tta_beacons_rejected_total", &["reason=\"pq_unsigned\""]) >= 3.0).then_some(())
+    });
+    let plain_id = mesh.nodes[plain].peer_id.clone();
+    for node in [a, b] {
+        let routes = mesh.nodes[node].get("/api/v1/routes").expect("routes");
+        assert!(
+            !routes.to_string().contains(&plain_id),
+            "{} knows no route to the node with unsigned beacons",
+            mesh.nodes[node].name()
+        );
+    }
+}

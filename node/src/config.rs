@@ -81,6 +81,9 @@ pub struct NodeConfig {
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
+    /// Post-quantum beacons (`X0TTA6BL4_PQC_BEACONS=true`): sign beacons with
+    /// ML-DSA-65 and drop unsigned or badly signed ones.
+    pub pqc_beacons: bool,
 }
 
 impl Default for NodeConfig {
@@ -96,6 +99,7 @@ impl Default for NodeConfig {
             healer: HealerConfig::default(),
             pqc: PqcConfig::default(),
             byzantine: false,
+            pqc_beacons: false,
         }
     }
 }
@@ -192,8 +196,12 @@ impl NodeConfig {
         if self.telemetry.quarantine_ttl_secs == 0 {
             return invalid("telemetry.quarantine_ttl_secs", "must be at least 1");
         }
-        if let Err(problem) = self.pqc.mode() {
-            return invalid("pqc.mode", &problem);
+        match self.pqc.mode() {
+            Err(problem) => return invalid("pqc.mode", &problem),
+            Ok(x0tta6bl4_pqc::PqcMode::Off) if self.pqc_beacons => {
+                return invalid("pqc_beacons", "needs post-quantum keys: pqc.mode must not be off");
+            }
+            Ok(_) => {}
         }
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(

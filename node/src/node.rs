@@ -70,7 +70,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let result = actix_rt::System::new().block_on(async move {
         let alerts: SharedAlertSink = Arc::new(LogAlertSink);
         let neighbours = Arc::new(Neighbours::default());
-        let identity = PqIdentity::new(keypair.clone(), &pq_seeds);
+        let identity = Arc::new(PqIdentity::new(keypair.clone(), &pq_seeds));
+        let pq_beacons = config.pqc_beacons.then(|| identity.clone());
         let sessions = Arc::new(Sessions::new(identity, pqc_mode, config.pqc.clone(), alerts.clone()));
         let pq_binding = sessions.announced_binding().cloned();
         let forwarder =
@@ -94,6 +95,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             frames: forwarder.clone(),
             neighbours,
             pq_binding,
+            pq_beacons,
         });
         let actor_handle = mesh_handle.clone();
         let recipient = router.clone().recipient();

@@ -124,6 +124,12 @@ impl PqIdentity {
         }
     }
 
+    /// Signs `message` with ML-DSA-65 under `context` (beacons; the
+    /// handshake uses its own contexts).
+    pub fn sign(&self, message: &[u8], context: &[u8]) -> Vec<u8> {
+        self.sign_pq(message, context)
+    }
+
     /// Signs `message` with ML-DSA-65 under `context`.
     pub(crate) fn sign_pq(&self, message: &[u8], context: &[u8]) -> Vec<u8> {
         self.dsa
@@ -167,6 +173,11 @@ impl PeerKeys {
             public_key,
             pq: None,
         }
+    }
+
+    /// Verifies an ML-DSA-65 signature by this peer under `context`.
+    pub fn verify_pq(&self, message: &[u8], context: &[u8], signature: &[u8]) -> bool {
+        self.verify(true, message, context, signature)
     }
 
     /// Verifies a transcript signature: ML-DSA-65 when `post_quantum`, else the

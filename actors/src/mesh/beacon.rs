@@ -58,6 +58,10 @@ pub struct Beacon {
     /// The sender's post-quantum key binding, base64 (absent on classical-only nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pq_binding: Option<String>,
+    /// ML-DSA-65 signature, base64, over this beacon encoded without it
+    /// (post-quantum beacons only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pq_signature: Option<String>,
 }
 
 /// A beacon that passed validation, with typed fields.
@@ -77,7 +81,21 @@ pub struct ValidBeacon {
     pub links: Vec<LinkQuality>,
     /// The sender's post-quantum key binding (parsed, not yet verified).
     pub binding: Option<Box<KeyBinding>>,
+    /// The ML-DSA-65 signature and the bytes it signs, when present.
+    pub pq_signed: Option<PqSigned>,
 }
+
+/// A beacon's post-quantum signature with the bytes it covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PqSigned {
+    /// The signature.
+    pub signature: Vec<u8>,
+    /// The beacon encoded without its signature.
+    pub message: Vec<u8>,
+}
+
+/// ML-DSA context of beacon signatures.
+pub const PQ_BEACON_CONTEXT: &[u8] = b"x0tta6bl4/beacon/1";
 
 /// Why a beacon was dropped. Counted in `x0tta_beacons_rejected_total{reason}`.
 #[derive(Debug, Error, PartialEq)]
@@ -91,6 +109,13 @@ pub enum BeaconError {
     /// Gossipsub message without an author.
     #[error("unsigned beacon")]
     Unsigned,
+    /// Post-quantum beacons are required and this one has no ML-DSA signature
+    /// or no key binding.
+    #[error("beacon without a post-quantum signature")]
+    PqUnsigned,
+    /// The ML-DSA signature or the key binding does not verify.
+    #[error("beacon with a bad post-quantum signature")]
+    PqBadSignature,
     /// Peer id field does not match the signer.
     #[error("beacon claims peer {claimed} but was signed by {signer}")]
     SourceMismatch {
@@ -114,6 +139,8 @@ impl BeaconError {
             Self::TooLarge(_) => "too_large",
             Self::Malformed(_) => "malformed",
             Self::Unsigned => "unsigned",
+            Self::PqUnsigned => "pq_unsigned",
+            Self::PqBadSignature => "pq_bad_signature",
             Self::SourceMismatch { .. } => "source_mismatch",
             Self::TooMany(_) => "too_many",
             Self::InvalidField(_) => "invalid_field",
@@ -122,6 +149,13 @@ impl BeaconError {
 }
 
 impl Beacon {
+    /// Signs the beacon with `identity`'s ML-DSA-65 key (post-quantum beacons).
+    pub fn sign_pq(&mut self, identity: &x0tta6bl4_pqc::PqIdentity) {
+        self.pq_signature = None;
+        let signature = identity.sign(&self.encode(), PQ_BEACON_CONTEXT);
+        self.pq_signature = Some(base64::engine::general_purpose::STANDARD.encode(signature));
+    }
+
     /// Encodes the beacon for gossipsub.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -133,7 +167,20 @@ impl Beacon {
             return Err(BeaconError::TooLarge(bytes.len()));
         }
         let signer = signer.ok_or(BeaconError::Unsigned)?;
-        let beacon: Beacon = serde_json::from_slice(bytes).map_err(|e| BeaconError::Malformed(e.to_string()))?;
+        let mut beacon: Beacon = serde_json::from_slice(bytes).map_err(|e| BeaconError::Malformed(e.to_string()))?;
+        let pq_signed = beacon
+            .pq_signature
+            .take()
+            .map(|encoded| {
+                let signature = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|_| BeaconError::InvalidField("pq_signature"))?;
+                Ok(PqSigned {
+                    signature,
+                    message: beacon.encode(),
+                })
+            })
+            .transpose()?;
         let peer: PeerId = beacon
             .peer_id
             .parse()
@@ -199,6 +246,7 @@ impl Beacon {
             timestamp_ms: beacon.timestamp_ms,
             links,
             binding,
+            pq_signed,
         })
     }
 }
@@ -221,6 +269,7 @@ mod tests {
                 avoided: false,
             }],
             pq_binding: None,
+            pq_signature: None,
         }
     }
 

@@ -39,6 +39,8 @@ struct EventLoop {
     seq: u64,
     /// Dials whose outcome someone awaits (the healer), by connection id.
     awaited_dials: HashMap<ConnectionId, oneshot::Sender<Result<(), MeshError>>>,
+    /// Signature checks of post-quantum beacons, when they are on.
+    pq_check: Option<super::pq_beacons::PqBeaconCheck>,
 }
 
 /// Dials awaited at once; more are refused (each healer action awaits one).
@@ -72,6 +74,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         bootstrap_peers: HashSet::new(),
         awaited_dials: HashMap::new(),
         seq: unix_ms(),
+        pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
     };
     event_loop.start()?;
 
@@ -367,7 +370,11 @@ impl EventLoop {
     }
 
     fn on_beacon(&mut self, message: &gossipsub::Message) {
-        let beacon = match Beacon::validate(&message.data, message.source) {
+        let checked = Beacon::validate(&message.data, message.source).and_then(|beacon| match &mut self.pq_check {
+            Some(check) => check.check(&beacon).map(|()| beacon),
+            None => Ok(beacon),
+        });
+        let beacon = match checked {
             Ok(beacon) => beacon,
             Err(error) => {
                 m::beacon_rejected(error.label());
@@ -475,7 +482,12 @@ impl EventLoop {
                 })
                 .collect(),
             pq_binding: self.shared.pq_binding.clone(),
+            pq_signature: None,
         };
+        let mut beacon = beacon;
+        if let Some(identity) = &self.shared.pq_beacons {
+            beacon.sign_pq(identity);
+        }
         match self
             .swarm
             .behaviour_mut()

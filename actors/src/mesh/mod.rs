@@ -17,6 +17,7 @@ mod event_loop;
 pub mod link_stats;
 mod metrics;
 pub mod neighbours;
+pub mod pq_beacons;
 pub mod streams;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,6 +138,8 @@ pub(crate) struct MeshShared {
     frames: Arc<dyn FrameHandler>,
     /// The key binding announced in beacons, base64.
     pq_binding: Option<String>,
+    /// Signs beacons when post-quantum beacons are on.
+    pq_beacons: Option<Arc<x0tta6bl4_pqc::PqIdentity>>,
     ready: AtomicBool,
     commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
     /// Neighbours whose links the healer asked to avoid (kept across loop restarts).
@@ -244,6 +247,9 @@ pub struct MeshParts {
     pub neighbours: Arc<Neighbours>,
     /// This node's post-quantum key binding to announce, if any.
     pub pq_binding: Option<x0tta6bl4_pqc::KeyBinding>,
+    /// Post-quantum beacons: sign ours with this identity's ML-DSA-65 key and
+    /// drop beacons without a valid signature.
+    pub pq_beacons: Option<Arc<x0tta6bl4_pqc::PqIdentity>>,
 }
 
 /// Creates the handle; the actor started with [`MeshActor::new`] runs the loop.
@@ -262,6 +268,7 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD.encode(b.encode())
         }),
+        pq_beacons: parts.pq_beacons,
         ready: AtomicBool::new(false),
         avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
         commands: tokio::sync::Mutex::new(rx),

@@ -13,6 +13,7 @@ mod metrics;
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -127,7 +128,7 @@ struct State {
 
 /// This node's end-to-end sessions.
 pub struct Sessions {
-    identity: PqIdentity,
+    identity: Arc<PqIdentity>,
     mode: PqcMode,
     config: PqcConfig,
     rekey: RekeyPolicy,
@@ -141,7 +142,7 @@ fn bound(n: usize) -> NonZeroUsize {
 
 impl Sessions {
     /// Sessions for `identity` under `config` (its mode already validated).
-    pub fn new(identity: PqIdentity, mode: PqcMode, config: PqcConfig, alerts: SharedAlertSink) -> Self {
+    pub fn new(identity: Arc<PqIdentity>, mode: PqcMode, config: PqcConfig, alerts: SharedAlertSink) -> Self {
         metrics::describe();
         let now = Instant::now();
         let state = State {
