@@ -18,6 +18,7 @@ pub use libp2p;
 
 pub mod alert;
 pub mod breaker;
+pub mod buckets;
 pub mod healer;
 pub mod mesh;
 pub mod router;

@@ -48,6 +48,9 @@ pub enum Reject {
     /// A frame counter older than the replay window.
     #[error("frame older than the replay window")]
     TooOld,
+    /// The peer started handshakes faster than its token bucket allows.
+    #[error("too many handshakes from this peer")]
+    RateLimited,
 }
 
 impl Reject {
@@ -67,6 +70,7 @@ impl Reject {
             Reject::DecryptFailed => "decrypt_failed",
             Reject::Replayed => "replayed",
             Reject::TooOld => "too_old",
+            Reject::RateLimited => "rate_limited",
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct RouterConfig {
     pub queue_timeout_ms: u64,
     /// Milliseconds between two route recomputations when the graph changed.
     pub recompute_interval_ms: u64,
+    /// Frames per second one neighbour may send (token bucket refill).
+    pub frames_per_sec_per_peer: u32,
+    /// Frames one neighbour may send in a burst.
+    pub frame_burst: u32,
     /// Accept `POST /api/v1/debug/fault` (tests only).
     pub fault_injection: bool,
     /// Byzantine checks on beacons (set from the top-level `byzantine` key,
@@ -47,6 +51,9 @@ impl Default for RouterConfig {
             queue_timeout_ms: 100,
             // Quick enough that a topology change costs one tenth of a second.
             recompute_interval_ms: 100,
+            // Far above what one neighbour carries here, far below a flood.
+            frames_per_sec_per_peer: 50_000,
+            frame_burst: 10_000,
             fault_injection: false,
             byzantine: false,
         }

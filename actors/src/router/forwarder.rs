@@ -26,6 +26,7 @@ use super::inbox::{Delivered, Inbox, Undeliverable};
 use super::metrics as m;
 use super::reliable::{self, Reliable};
 use super::RouterConfig;
+use crate::buckets::PeerBuckets;
 use crate::mesh::{unix_ms, FrameHandler, Neighbours};
 use crate::secure::{OutboundError, Sessions};
 
@@ -102,6 +103,8 @@ pub struct Forwarder {
     blackhole: AtomicBool,
     /// End-to-end sessions; `None` only in unit tests of forwarding itself.
     sessions: Option<Arc<Sessions>>,
+    /// A token bucket per sending neighbour.
+    frame_buckets: PeerBuckets,
     /// Test-only view of relayed frames: kind and the first payload bytes.
     transit: Mutex<std::collections::VecDeque<TransitSample>>,
 }
@@ -124,10 +127,10 @@ impl Forwarder {
     pub fn new(local: PeerId, config: RouterConfig, neighbours: Arc<Neighbours>) -> Self {
         m::describe();
         let seen = NonZeroUsize::new(config.seen_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let frame_buckets = PeerBuckets::new(config.frames_per_sec_per_peer, config.frame_burst, MAX_MISBEHAVING);
         Self {
             local,
             inbox: Mutex::new(Inbox::new(config.inbox_capacity)),
-            config,
             table: ArcSwap::default(),
             neighbours,
             seen: Mutex::new(LruCache::new(seen)),
@@ -140,7 +143,9 @@ impl Forwarder {
                 NonZeroUsize::new(MAX_MISBEHAVING).unwrap_or(NonZeroUsize::MIN),
             )),
             blackhole: AtomicBool::new(false),
+            config,
             sessions: None,
+            frame_buckets,
             transit: Mutex::new(std::collections::VecDeque::with_capacity(TRANSIT_LOG)),
         }
     }
@@ -154,6 +159,26 @@ impl Forwarder {
     /// The end-to-end sessions, when on.
     pub fn sessions(&self) -> Option<&Arc<Sessions>> {
         self.sessions.as_ref()
+    }
+
+    /// Test-only flood: sends `count` Inits of no real handshake to `dst`.
+    /// Refused unless `fault_injection`; returns how many left.
+    pub async fn flood_handshakes(&self, dst: PeerId, count: usize) -> Result<usize, SendError> {
+        let (true, Some(sessions)) = (self.config.fault_injection, self.sessions.as_ref()) else {
+            return Err(SendError::Rejected(RejectReason::Session));
+        };
+        let inits = sessions.forge_inits(dst, count).map_err(SendError::Session)?;
+        let mut sent = 0;
+        for init in inits {
+            if self
+                .transmit(self.frame(FrameKind::Handshake, dst, None, init))
+                .await
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        Ok(sent)
     }
 
     /// Frames relayed recently, when `fault_injection` is on (tests look at what
@@ -379,6 +404,9 @@ impl Forwarder {
 
     /// Handles one frame received from neighbour `from`.
     pub async fn on_frame(&self, from: PeerId, bytes: Bytes) {
+        if !self.frame_buckets.allow(from) {
+            return self.reject_from(from, RejectReason::RateLimited);
+        }
         let frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
             Err(reason) => {

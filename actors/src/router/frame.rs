@@ -98,6 +98,9 @@ pub enum RejectReason {
     /// The end-to-end session refused it (see `x0tta_pqc_*` for the reason).
     #[error("refused by the end-to-end session")]
     Session,
+    /// The sending neighbour's token bucket was empty.
+    #[error("neighbour over its frame rate")]
+    RateLimited,
 }
 
 impl RejectReason {
@@ -113,6 +116,7 @@ impl RejectReason {
             Self::QueueFull => "queue_full",
             Self::Unsealed => "unsealed",
             Self::Session => "session",
+            Self::RateLimited => "rate_limited",
         }
     }
 
@@ -133,6 +137,7 @@ impl RejectReason {
             Self::QueueFull,
             Self::Unsealed,
             Self::Session,
+            Self::RateLimited,
         ]
         .into_iter()
         .find(|r| r.code() == code)

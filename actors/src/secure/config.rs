@@ -32,6 +32,10 @@ pub struct PqcConfig {
     pub cookie_above_per_sec: usize,
     /// Cookie secret rotation (s).
     pub cookie_rotate_secs: u64,
+    /// Handshakes per second one peer may start (token bucket refill).
+    pub handshakes_per_sec_per_peer: u32,
+    /// Handshakes one peer may start in a burst.
+    pub handshake_burst: u32,
 }
 
 impl Default for PqcConfig {
@@ -48,6 +52,8 @@ impl Default for PqcConfig {
             max_pending: 1_024,
             cookie_above_per_sec: 50,
             cookie_rotate_secs: 120,
+            handshakes_per_sec_per_peer: 20,
+            handshake_burst: 40,
         }
     }
 }

@@ -32,6 +32,7 @@ pub use config::PqcConfig;
 pub use metrics::describe;
 
 use crate::alert::{Alert, Severity, SharedAlertSink};
+use crate::buckets::PeerBuckets;
 use crate::router::frame::FrameKind;
 
 /// A message waiting for its session: inner kind, message id, payload.
@@ -133,6 +134,7 @@ pub struct Sessions {
     config: PqcConfig,
     rekey: RekeyPolicy,
     alerts: SharedAlertSink,
+    handshake_buckets: PeerBuckets,
     state: Mutex<State>,
 }
 
@@ -155,9 +157,15 @@ impl Sessions {
             recent_inits: VecDeque::new(),
             queued_bytes: 0,
         };
+        let handshake_buckets = PeerBuckets::new(
+            config.handshakes_per_sec_per_peer,
+            config.handshake_burst,
+            config.max_pending,
+        );
         Self {
             identity,
             mode,
+            handshake_buckets,
             rekey: config.rekey(),
             config,
             alerts,
@@ -304,6 +312,15 @@ impl Sessions {
         result
     }
 
+    /// Inits for `dst` that belong to no handshake of ours: a test-only flood
+    /// (the caller checks that fault injection is on).
+    pub fn forge_inits(&self, dst: PeerId, count: usize) -> Result<Vec<Bytes>, Reject> {
+        let keys = peer_keys(&mut self.state.lock().known, &dst).ok_or(Reject::BadBinding)?;
+        (0..count)
+            .map(|_| Initiator::start(&self.identity, keys.clone(), self.mode).map(|(_, init)| Bytes::from(init)))
+            .collect()
+    }
+
     /// Counts a plaintext message that should have been sealed.
     pub fn refuse_unsealed(&self, src: PeerId) {
         metrics::frame_rejected("unsealed");
@@ -314,6 +331,7 @@ impl Sessions {
     pub fn on_handshake(&self, src: PeerId, message: &[u8]) -> Result<HandshakeStep, Reject> {
         let now = Instant::now();
         let result = match MessageKind::of(message) {
+            Ok(MessageKind::Init) if !self.handshake_buckets.allow(src) => Err(Reject::RateLimited),
             Ok(MessageKind::Init) => self.on_init(src, message, now),
             Ok(MessageKind::Reply) => self.on_reply(src, message, now),
             Ok(MessageKind::Finish) => self.on_finish(src, message, now),

@@ -122,6 +122,29 @@ pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<H
     Ok(HttpResponse::Ok().json(serde_json::json!({ "blackhole": request.enabled })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandshakeFloodRequest {
+    peer: String,
+    count: usize,
+}
+
+/// Handshake Inits sent per flood request at most.
+const MAX_FLOOD_INITS: usize = 10_000;
+
+/// `POST /api/v1/debug/handshakes {"peer", "count"}`: sends `count` Inits that
+/// belong to no handshake (a flood, for DoS tests).
+pub async fn handshake_flood(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    require_hooks(&state)?;
+    let request: HandshakeFloodRequest = parse_json(&body)?;
+    let peer = parse_peer(&request.peer)?;
+    let sent = state
+        .forwarder
+        .flood_handshakes(peer, request.count.clamp(1, MAX_FLOOD_INITS))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sent": sent })))
+}
+
 /// `GET /api/v1/debug/transit`: frames this node relayed lately, with the first
 /// payload bytes, so tests can check what a transit node gets to see.
 pub async fn transit(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -75,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/debug/frame", web::post().to(debug::raw_frame))
                 .route("/debug/blackhole", web::post().to(debug::blackhole))
                 .route("/debug/transit", web::get().to(debug::transit))
+                .route("/debug/handshakes", web::post().to(debug::handshake_flood))
                 .route("/bench/probes", web::post().to(debug::send_probes))
                 .route("/bench/probes", web::get().to(debug::probe_summary))
                 .route("/bench/probes", web::delete().to(debug::reset_probes)),
