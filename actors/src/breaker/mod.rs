@@ -35,6 +35,9 @@ pub struct Acquire {
     pub kind: &'static str,
     /// What it acts on (a peer id, an actor name).
     pub target: String,
+    /// A retry of an action that already holds its slot of the rate limit:
+    /// only the breaker is asked.
+    pub retry: bool,
 }
 
 /// Why an attempt may not go ahead.
@@ -124,7 +127,7 @@ impl BreakerActor {
             .get_or_insert_mut((kind, target.to_string()), || CircuitBreaker::new(circuit))
     }
 
-    fn acquire(&mut self, Acquire { kind, target }: Acquire, now: Instant) -> Result<(), Refusal> {
+    fn acquire(&mut self, Acquire { kind, target, retry }: Acquire, now: Instant) -> Result<(), Refusal> {
         let breaker = self.breaker(kind, &target);
         if let Err(wait) = breaker.allow(now) {
             metrics::counter!(OPEN_REJECTED, "kind" => kind).increment(1);
@@ -132,6 +135,9 @@ impl BreakerActor {
         }
         let state = breaker.state(now);
         export(kind, &target, state);
+        if retry {
+            return Ok(());
+        }
         self.limiter.try_acquire(now).map_err(|wait| {
             metrics::counter!(RATE_REJECTED).increment(1);
             Refusal::RateLimited(wait)
@@ -253,6 +259,7 @@ mod tests {
         Acquire {
             kind: "redial",
             target: target.into(),
+            retry: false,
         }
     }
 
@@ -304,5 +311,23 @@ mod tests {
         let view = a.view(t);
         assert_eq!((view.rate_used, view.rate_limit), (3, 3));
         assert_eq!(view.breakers.len(), 4);
+        // Retries of an action already counted take no further slot, but
+        // still ask the breaker.
+        let retry = Acquire {
+            retry: true,
+            ..acquire("p2")
+        };
+        assert!(a.acquire(retry, t).is_ok());
+        assert!(matches!(
+            a.acquire(
+                Acquire {
+                    retry: true,
+                    ..acquire("p1")
+                },
+                t
+            ),
+            Err(Refusal::Open(_))
+        ));
+        assert_eq!(a.view(t).rate_used, 3);
     }
 }

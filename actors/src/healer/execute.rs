@@ -83,6 +83,7 @@ pub async fn execute(
             .send(Acquire {
                 kind: action.kind(),
                 target: action.target(),
+                retry: attempt > 0,
             })
             .await;
         match permit {
