@@ -21,6 +21,7 @@ pub mod breaker;
 pub mod buckets;
 pub mod healer;
 pub mod mesh;
+pub mod policy;
 pub mod router;
 pub mod secure;
 pub mod store;

@@ -11,6 +11,7 @@ use thiserror::Error;
 use x0tta6bl4_actors::breaker::BreakerConfig;
 use x0tta6bl4_actors::healer::HealerConfig;
 use x0tta6bl4_actors::mesh::MeshConfig;
+use x0tta6bl4_actors::policy::PolicyConfig;
 use x0tta6bl4_actors::router::RouterConfig;
 use x0tta6bl4_actors::secure::PqcConfig;
 use x0tta6bl4_actors::telemetry::TelemetryConfig;
@@ -78,6 +79,8 @@ pub struct NodeConfig {
     pub healer: HealerConfig,
     /// End-to-end post-quantum sessions.
     pub pqc: PqcConfig,
+    /// Rego policies.
+    pub policy: PolicyConfig,
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
@@ -98,6 +101,7 @@ impl Default for NodeConfig {
             breaker: BreakerConfig::default(),
             healer: HealerConfig::default(),
             pqc: PqcConfig::default(),
+            policy: PolicyConfig::default(),
             byzantine: false,
             pqc_beacons: false,
         }

@@ -15,6 +15,7 @@ use x0tta6bl4_actors::healer::knowledge::Knowledge;
 use x0tta6bl4_actors::healer::observe::Sources;
 use x0tta6bl4_actors::healer::HealerActor;
 use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
+use x0tta6bl4_actors::policy::Policy;
 use x0tta6bl4_actors::router::{Forwarder, RouterActor, RouterConfig};
 use x0tta6bl4_actors::secure::Sessions;
 use x0tta6bl4_actors::store::Store;
@@ -64,6 +65,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let pq_seeds = store.load_or_create_pq_seeds()?;
     let peer_id = keypair.public().to_peer_id();
     let pqc_mode = config.pqc.mode().map_err(anyhow::Error::msg)?;
+    let policy = Arc::new(Policy::load(&config.policy)?);
+    let policy_reload = std::time::Duration::from_millis(config.policy.reload_ms);
     tracing::info!(name = %config.name, %peer_id, data_dir = %data_dir.display(), "starting node");
 
     let network_handle = network.handle().clone();
@@ -86,7 +89,16 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             ..config.router.clone()
         };
         let router_forwarder = forwarder.clone();
-        let router = Supervisor::start(move |_| RouterActor::new(peer_id, router_config, router_forwarder));
+        let router_policy = policy.clone();
+        let router = Supervisor::start(move |_| {
+            RouterActor::new(
+                peer_id,
+                router_config.clone(),
+                router_forwarder.clone(),
+                router_policy.clone(),
+                policy_reload,
+            )
+        });
         let mesh_handle = mesh::handle(MeshParts {
             config: config.mesh.clone(),
             name: config.name.clone(),
@@ -137,6 +149,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             healer,
             prometheus,
             debug_hooks: config.router.fault_injection,
+            policy,
             started: Instant::now(),
         };
         let server = HttpServer::new(move || {

@@ -11,7 +11,7 @@
 //! is preferred because it survives the death of the primary node, not just the link.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use libp2p::PeerId;
 
@@ -54,6 +54,8 @@ pub fn quality_cost(link: &crate::mesh::LinkQuality) -> Cost {
 #[derive(Debug, Default, Clone)]
 pub struct Graph {
     adj: HashMap<PeerId, Vec<(PeerId, Cost)>>,
+    /// Nodes that may be destinations but never relays (policy).
+    no_transit: HashSet<PeerId>,
 }
 
 /// One route of the routing table.
@@ -148,6 +150,9 @@ impl Graph {
                 continue;
             }
             best.insert(node, Reach { dist, first_hop, hops });
+            if self.no_transit.contains(&node) {
+                continue;
+            }
             for &(next, cost) in self.neighbours(&node) {
                 if !best.contains_key(&next) {
                     heap.push(Reverse((dist.saturating_add(cost), next, first_hop, hops + 1)));
@@ -155,6 +160,12 @@ impl Graph {
             }
         }
         best
+    }
+
+    /// The graph with `nodes` kept as destinations but never used as relays.
+    pub fn without_transit_through(mut self, nodes: HashSet<PeerId>) -> Self {
+        self.no_transit = nodes;
+        self
     }
 
     /// The routing table of `local`: a primary and, where one exists, a loop-free
@@ -181,6 +192,9 @@ impl Graph {
 
         // Cost and hops from `local` to `dest` through neighbour `n`, if loop free.
         let via = |n: &PeerId, dest: &PeerId, best: Cost| -> Option<(Cost, u32)> {
+            if n != dest && self.no_transit.contains(n) {
+                return None;
+            }
             let link = neighbours.iter().find(|(m, _)| m == n)?.1;
             let (n_to_d, hops) = if n == dest {
                 (0, 0)
@@ -202,7 +216,7 @@ impl Graph {
             let mut best_node_protecting: Option<(Cost, PeerId)> = None;
             let mut best_link_protecting: Option<(Cost, PeerId)> = None;
             for &(n, link) in neighbours {
-                if n == primary {
+                if n == primary || (n != *dest && self.no_transit.contains(&n)) {
                     continue;
                 }
                 let n_to_d = dist(&n, dest);
@@ -294,6 +308,25 @@ mod tests {
         let to_c = table[&ids[2]];
         assert_eq!(to_c.next, ids[1]);
         assert_eq!(to_c.backup, None);
+    }
+
+    #[test]
+    fn a_node_barred_from_transit_stays_a_destination_but_carries_nothing() {
+        // Ring a-b-c-d-e-f-a with b barred: a reaches c the long way round.
+        let ring: Vec<_> = (0..6).map(|i| (i, (i + 1) % 6, 10)).collect();
+        let (ids, reports) = topology(6, &ring);
+        let me = ids[0];
+        let graph = Graph::build(me, &reports[&me], &reports).without_transit_through(HashSet::from([ids[1]]));
+        let table = graph.routing_table(me, None);
+        assert_eq!(table[&ids[2]].next, ids[5]);
+        assert_eq!(table[&ids[2]].hops, 4);
+        assert_eq!(table[&ids[2]].backup, None, "b may not be the alternate either");
+        assert_eq!(table[&ids[1]].next, ids[1], "b itself is still reachable");
+        // Seen from c, b may not relay towards a either.
+        let from_c = Graph::build(ids[2], &reports[&ids[2]], &reports)
+            .without_transit_through(HashSet::from([ids[1]]))
+            .routing_table(ids[2], None);
+        assert_eq!(from_c[&ids[0]].next, ids[3]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod inbox;
 mod metrics;
 pub mod reliable;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,7 @@ pub use config::RouterConfig;
 pub use forwarder::Forwarder;
 
 use crate::mesh::MeshEvent;
+use crate::policy::Policy;
 use crate::supervision::{self, FaultRefused, InjectFault};
 use graph::{quality_cost, Cost, Graph};
 
@@ -64,11 +65,21 @@ pub struct RouterActor {
     dirty: bool,
     last_failure: Option<String>,
     judge: byzantine::Judge,
+    policy: Arc<Policy>,
+    policy_reload: Duration,
 }
 
 impl RouterActor {
-    /// A router for node `local` that installs its tables into `forwarder`.
-    pub fn new(local: PeerId, config: RouterConfig, forwarder: Arc<Forwarder>) -> Self {
+    /// A router for node `local` that installs its tables into `forwarder`
+    /// and keeps traffic off nodes `policy` bars from transit (re-reading the
+    /// policy every `policy_reload`).
+    pub fn new(
+        local: PeerId,
+        config: RouterConfig,
+        forwarder: Arc<Forwarder>,
+        policy: Arc<Policy>,
+        policy_reload: Duration,
+    ) -> Self {
         supervision::describe_actor("router");
         Self {
             local,
@@ -80,6 +91,8 @@ impl RouterActor {
             dirty: false,
             last_failure: None,
             judge: byzantine::Judge::default(),
+            policy,
+            policy_reload,
         }
     }
 
@@ -102,7 +115,13 @@ impl RouterActor {
         self.expire();
         let reports: HashMap<PeerId, Vec<(PeerId, Cost)>> =
             self.nodes.iter().map(|(p, n)| (*p, n.links.clone())).collect();
-        self.graph = Graph::build(self.local, &self.local_links, &reports);
+        let barred: HashSet<PeerId> = self
+            .nodes
+            .iter()
+            .filter(|(peer, info)| self.policy.transit_denied(&self.local, peer, &info.name))
+            .map(|(peer, _)| *peer)
+            .collect();
+        self.graph = Graph::build(self.local, &self.local_links, &reports).without_transit_through(barred);
         let table = self.graph.routing_table(self.local, Some(&self.forwarder.table()));
         metrics::routes(table.len(), started.elapsed().as_secs_f64());
         self.forwarder.install_table(table);
@@ -229,6 +248,11 @@ impl Actor for RouterActor {
         ctx.run_interval(interval, |router, _| {
             if router.dirty {
                 router.recompute();
+            }
+        });
+        ctx.run_interval(self.policy_reload.max(Duration::from_millis(50)), |router, _| {
+            if router.policy.reload_if_changed() {
+                router.dirty = true;
             }
         });
         ctx.run_interval(

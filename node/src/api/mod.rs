@@ -42,6 +42,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Whether test-only debug endpoints are on.
     pub debug_hooks: bool,
+    /// The Rego policies in force.
+    pub policy: Arc<x0tta6bl4_actors::policy::Policy>,
     /// Start time, for uptime.
     pub started: Instant,
 }
@@ -65,6 +67,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/ping", web::post().to(messages::ping))
                 .route("/telemetry", web::get().to(telemetry::snapshot))
                 .route("/breakers", web::get().to(views::breakers))
+                .route("/policy", web::get().to(views::policy))
                 .route("/healing", web::get().to(views::healing))
                 .route("/healing/rollback", web::post().to(views::rollback_last_action))
                 .route("/quarantine", web::get().to(telemetry::list_quarantine))

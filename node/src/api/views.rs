@@ -137,6 +137,12 @@ pub async fn breakers(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// `GET /api/v1/policy`: the version and files of the policies in force, and
+/// why the latest change was not taken if it was not.
+pub async fn policy(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.policy.view()))
+}
+
 /// `GET /api/v1/healing`: the healer's history (newest first), symptoms and actions in force.
 pub async fn healing(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let view = state
