@@ -68,4 +68,40 @@ fn a_transit_policy_moves_routes_off_a_node_and_an_edit_flips_it_without_restart
             .then_some(view)
     });
     assert_eq!(version(a), v3);
+    std::fs::write(&file, ALLOW_ALL).expect("repair");
+
+    // Admission and administrative actions follow their own rules.
+    std::fs::write(
+        dir.path().join("admission.rego"),
+        "package x0tta6bl4.admission\n\ndeny if input.name == \"y\"\n",
+    )
+    .expect("admission policy");
+    std::fs::write(
+        dir.path().join("admin.rego"),
+        "package x0tta6bl4.admin\n\ndeny if input.method == \"DELETE\"\n",
+    )
+    .expect("admin policy");
+    let y_id = mesh.nodes[y].peer_id.clone();
+    wait_for(
+        Duration::from_secs(10),
+        "A to drop the node the policy does not admit",
+        || {
+            let routes = mesh.nodes[a].get("/api/v1/routes").ok()?;
+            (!routes.to_string().contains(&y_id)).then_some(())
+        },
+    );
+    let refused = mesh.nodes[a]
+        .delete("/api/v1/quarantine", &serde_json::json!({ "addresses": ["10.9.9.9"] }))
+        .expect_err("DELETE denied by policy")
+        .to_string();
+    assert!(
+        refused.contains("403") && refused.contains("policy_denied"),
+        "{refused}"
+    );
+    mesh.nodes[a]
+        .post(
+            "/api/v1/quarantine",
+            &serde_json::json!({ "addresses": ["10.9.9.9"], "ttl_secs": 1 }),
+        )
+        .expect("POST still allowed");
 }

@@ -29,18 +29,26 @@ const RELOADS_METRIC: &str = "x0tta_policy_reloads_total";
 pub enum Decision {
     /// May traffic from this node route through a node.
     Transit,
+    /// May a node take part in this node's view of the mesh at all.
+    Admission,
+    /// May an administrative API request be carried out.
+    Admin,
 }
 
 impl Decision {
     fn rule(self) -> &'static str {
         match self {
             Decision::Transit => "data.x0tta6bl4.transit.deny",
+            Decision::Admission => "data.x0tta6bl4.admission.deny",
+            Decision::Admin => "data.x0tta6bl4.admin.deny",
         }
     }
 
     fn label(self) -> &'static str {
         match self {
             Decision::Transit => "transit",
+            Decision::Admission => "admission",
+            Decision::Admin => "admin",
         }
     }
 }
@@ -170,6 +178,20 @@ impl Policy {
             "via_name": canonical_name(via_name),
         });
         self.denies(Decision::Transit, input)
+    }
+
+    /// Whether the policy denies `peer` (named `name`) a place in this node's
+    /// mesh: its beacons are ignored, so nothing routes to or through it.
+    pub fn admission_denied(&self, peer: &libp2p::PeerId, name: &str) -> bool {
+        let input = json!({ "peer": peer.to_string(), "name": canonical_name(name) });
+        self.denies(Decision::Admission, input)
+    }
+
+    /// Whether the policy denies an administrative request (`method`, `path`)
+    /// from `client` (its IP address).
+    pub fn admin_denied(&self, method: &str, path: &str, client: &str) -> bool {
+        let input = json!({ "method": method.to_ascii_uppercase(), "path": path, "client": client });
+        self.denies(Decision::Admin, input)
     }
 
     fn denies(&self, decision: Decision, input: serde_json::Value) -> bool {
@@ -312,6 +334,35 @@ deny if input.via_name == "node-x"
         assert_eq!(view.version, second, "the previous policy stays");
         assert!(view.last_error.is_some_and(|e| e.contains("transit.rego")));
         assert!(policy.transit_denied(&me, &x, "node-z"));
+    }
+
+    #[test]
+    fn admission_and_admin_decisions_follow_their_own_rules() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(
+            dir.path().join("all.rego"),
+            "package x0tta6bl4.admission\ndeny if input.name == \"mallory\"\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("admin.rego"),
+            "package x0tta6bl4.admin\ndeny if {\n  input.method == \"DELETE\"\n  startswith(input.path, \"/api/v1/quarantine\")\n}\n",
+        )
+        .expect("write");
+        let policy = policy_in(dir.path());
+        let peer = PeerId::random();
+        assert!(policy.admission_denied(&peer, "Mallory"));
+        assert!(!policy.admission_denied(&peer, "alice"));
+        assert!(policy.admin_denied("delete", "/api/v1/quarantine", "127.0.0.1"));
+        assert!(!policy.admin_denied("POST", "/api/v1/quarantine", "127.0.0.1"));
+        assert!(
+            !policy.transit_denied(&peer, &peer, "mallory"),
+            "transit has no rule here"
+        );
+        assert_eq!(
+            policy.view().files,
+            vec!["admin.rego".to_string(), "all.rego".to_string()]
+        );
     }
 
     #[test]

@@ -129,6 +129,10 @@ impl RouterActor {
     }
 
     fn on_beacon(&mut self, beacon: crate::mesh::beacon::ValidBeacon) {
+        if self.policy.admission_denied(&beacon.peer, &beacon.name) {
+            tracing::debug!(peer = %beacon.peer, "beacon of a node the policy does not admit ignored");
+            return;
+        }
         if self.config.byzantine {
             let checked = self
                 .judge
@@ -252,6 +256,10 @@ impl Actor for RouterActor {
         });
         ctx.run_interval(self.policy_reload.max(Duration::from_millis(50)), |router, _| {
             if router.policy.reload_if_changed() {
+                let policy = router.policy.clone();
+                router
+                    .nodes
+                    .retain(|peer, info| !policy.admission_denied(peer, &info.name));
                 router.dirty = true;
             }
         });

@@ -48,6 +48,36 @@ pub struct AppState {
     pub started: Instant,
 }
 
+/// Requests that change the node's state (everything but reads and the
+/// traffic endpoints) go through the policy's `admin` decision first.
+async fn admin_policy(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let traffic = ["/api/v1/messages", "/api/v1/ping"].contains(&req.path());
+    let changes_state =
+        !traffic && [actix_web::http::Method::POST, actix_web::http::Method::DELETE].contains(req.method());
+    if changes_state {
+        if let Some(state) = req.app_data::<web::Data<AppState>>() {
+            let client = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            if state.policy.admin_denied(req.method().as_str(), req.path(), &client) {
+                return Err(error::ApiError::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "policy_denied",
+                    format!(
+                        "{} {} is denied by policy {}",
+                        req.method(),
+                        req.path(),
+                        state.policy.view().version
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    next.call(req).await
+}
+
 /// Registers every route on `cfg`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     error::describe();
@@ -58,6 +88,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(prometheus))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(admin_policy))
                 .route("/status", web::get().to(views::status))
                 .route("/peers", web::get().to(views::peers))
                 .route("/routes", web::get().to(views::routes))
