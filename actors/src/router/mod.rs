@@ -52,6 +52,9 @@ struct NodeInfo {
     seq: u64,
     links: Vec<(PeerId, Cost)>,
     received: Instant,
+    /// The policy bars this node from relaying (decided when its name is first
+    /// seen, and again after every policy reload).
+    transit_barred: bool,
 }
 
 /// The router actor.
@@ -118,7 +121,7 @@ impl RouterActor {
         let barred: HashSet<PeerId> = self
             .nodes
             .iter()
-            .filter(|(peer, info)| self.policy.transit_denied(&self.local, peer, &info.name))
+            .filter(|(_, info)| info.transit_barred)
             .map(|(peer, _)| *peer)
             .collect();
         self.graph = Graph::build(self.local, &self.local_links, &reports).without_transit_through(barred);
@@ -129,7 +132,14 @@ impl RouterActor {
     }
 
     fn on_beacon(&mut self, beacon: crate::mesh::beacon::ValidBeacon) {
-        if self.policy.admission_denied(&beacon.peer, &beacon.name) {
+        // A node already known under this name passed the policy in force
+        // (a reload re-judges every node), so only new names are evaluated.
+        let judged = self
+            .nodes
+            .get(&beacon.peer)
+            .filter(|n| n.name == beacon.name)
+            .map(|n| n.transit_barred);
+        if judged.is_none() && self.policy.admission_denied(&beacon.peer, &beacon.name) {
             tracing::debug!(peer = %beacon.peer, "beacon of a node the policy does not admit ignored");
             return;
         }
@@ -162,7 +172,12 @@ impl RouterActor {
         if self.config.byzantine {
             self.judge_links(&beacon);
         }
-        let changed = self.nodes.get(&beacon.peer).is_none_or(|n| n.links != links);
+        let transit_barred =
+            judged.unwrap_or_else(|| self.policy.transit_denied(&self.local, &beacon.peer, &beacon.name));
+        let changed = self
+            .nodes
+            .get(&beacon.peer)
+            .is_none_or(|n| n.links != links || n.transit_barred != transit_barred);
         self.nodes.insert(
             beacon.peer,
             NodeInfo {
@@ -171,6 +186,7 @@ impl RouterActor {
                 seq: beacon.seq,
                 links,
                 received: Instant::now(),
+                transit_barred,
             },
         );
         self.dirty |= changed;
@@ -256,10 +272,13 @@ impl Actor for RouterActor {
         });
         ctx.run_interval(self.policy_reload.max(Duration::from_millis(50)), |router, _| {
             if router.policy.reload_if_changed() {
-                let policy = router.policy.clone();
+                let (policy, local) = (router.policy.clone(), router.local);
                 router
                     .nodes
                     .retain(|peer, info| !policy.admission_denied(peer, &info.name));
+                for (peer, info) in &mut router.nodes {
+                    info.transit_barred = policy.transit_denied(&local, peer, &info.name);
+                }
                 router.dirty = true;
             }
         });

@@ -179,11 +179,6 @@ impl Sessions {
         (self.mode != PqcMode::Off).then(|| self.identity.binding())
     }
 
-    /// The policy in force.
-    pub fn mode(&self) -> PqcMode {
-        self.mode
-    }
-
     /// Learns `peer`'s keys from a beacon's binding (verified once per change).
     pub fn learn(&self, peer: PeerId, binding: &KeyBinding) {
         let mut state = self.state.lock();
