@@ -23,9 +23,7 @@ impl PeerBuckets {
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
             quota: Quota::per_second(rate).allow_burst(burst),
-            buckets: Mutex::new(LruCache::new(
-                NonZeroUsize::new(peers.max(1)).unwrap_or(NonZeroUsize::MIN),
-            )),
+            buckets: Mutex::new(LruCache::new(capacity(peers))),
         }
     }
 
@@ -35,6 +33,11 @@ impl PeerBuckets {
         let bucket = buckets.get_or_insert(peer, || RateLimiter::direct(self.quota));
         bucket.check().is_ok()
     }
+}
+
+/// The capacity of a bounded map meant to hold `n` entries (at least one).
+pub fn capacity(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
 
 #[cfg(test)]

@@ -68,6 +68,16 @@ impl MessageKind {
     }
 }
 
+/// The responder's session id a Finish is addressed to (to find the waiting
+/// [`Responder`] before the Finish is verified).
+pub fn finish_session_id(finish: &[u8]) -> Result<u64, Reject> {
+    let mut r = Reader::new(finish, "finish");
+    if r.u8()? != MessageKind::Finish as u8 {
+        return Err(Reject::Malformed("finish"));
+    }
+    r.u64()
+}
+
 /// The initiator between Init and Reply.
 pub struct Initiator {
     local_id: u64,

@@ -27,6 +27,10 @@ pub enum Reject {
     /// The peer's key binding is missing or does not verify.
     #[error("no valid post-quantum key binding for the peer")]
     BadBinding,
+    /// The responder has not learnt the initiator's post-quantum keys yet (its
+    /// beacon has not arrived); the initiator sends its Init again.
+    #[error("the peer's post-quantum keys are not known yet")]
+    BindingUnknown,
     /// Handshake message for a handshake this node does not have.
     #[error("unknown or expired handshake")]
     UnknownHandshake,
@@ -63,6 +67,7 @@ impl Reject {
             Reject::Downgrade => "downgrade",
             Reject::BadSignature => "bad_signature",
             Reject::BadBinding => "bad_binding",
+            Reject::BindingUnknown => "binding_unknown",
             Reject::UnknownHandshake => "unknown_handshake",
             Reject::CookieRequired => "cookie_required",
             Reject::BadCookie => "bad_cookie",

@@ -10,7 +10,6 @@ pub mod circuit;
 mod config;
 pub mod window;
 
-use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
@@ -22,6 +21,7 @@ pub use config::BreakerConfig;
 use window::SlidingWindow;
 
 use crate::alert::{Alert, Severity, SharedAlertSink};
+use crate::buckets::capacity;
 
 const STATE_GAUGE: &str = "x0tta_breaker_state";
 const RATE_REJECTED: &str = "x0tta_ratelimit_rejected_total";
@@ -112,7 +112,7 @@ impl BreakerActor {
         metrics::describe_counter!(RATE_REJECTED, "Healing actions refused by the rate limiter");
         metrics::describe_counter!(OPEN_REJECTED, "Healing actions refused by an open breaker, by kind");
         metrics::counter!(RATE_REJECTED).absolute(0);
-        let capacity = NonZeroUsize::new(config.max_breakers).unwrap_or(NonZeroUsize::MIN);
+        let capacity = capacity(config.max_breakers);
         Self {
             limiter: SlidingWindow::new(config.rate_limit, config.rate_window()),
             breakers: LruCache::new(capacity),

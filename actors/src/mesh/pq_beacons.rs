@@ -3,7 +3,7 @@
 //! with one that does not verify, are dropped and counted. Verified bindings
 //! are cached per peer, so a binding is checked once, not once per beacon.
 
-use std::num::NonZeroUsize;
+use crate::buckets::capacity;
 
 use libp2p::PeerId;
 use lru::LruCache;
@@ -22,7 +22,7 @@ pub struct PqBeaconCheck {
 impl Default for PqBeaconCheck {
     fn default() -> Self {
         Self {
-            verified: LruCache::new(NonZeroUsize::new(CACHE).unwrap_or(NonZeroUsize::MIN)),
+            verified: LruCache::new(capacity(CACHE)),
         }
     }
 }

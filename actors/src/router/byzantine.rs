@@ -11,8 +11,8 @@
 //! strike; a node with [`STRIKES_TO_REPORT`] strikes is reported to the healer,
 //! which quarantines it.
 
+use crate::buckets::capacity;
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -75,7 +75,7 @@ pub struct Judge {
 impl Default for Judge {
     fn default() -> Self {
         Self {
-            strikes: LruCache::new(NonZeroUsize::new(MAX_TRACKED).unwrap_or(NonZeroUsize::MIN)),
+            strikes: LruCache::new(capacity(MAX_TRACKED)),
             one_sided: HashMap::new(),
         }
     }

@@ -7,7 +7,6 @@
 //! the control plane has even recomputed.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use super::inbox::{Delivered, Inbox, Undeliverable};
 use super::metrics as m;
 use super::reliable::{self, Reliable};
 use super::RouterConfig;
+use crate::buckets::capacity;
 use crate::buckets::PeerBuckets;
 use crate::mesh::{unix_ms, FrameHandler, Neighbours};
 use crate::secure::{OutboundError, Sessions};
@@ -126,7 +126,7 @@ impl Forwarder {
     /// A forwarder for node `local` sending through `neighbours`.
     pub fn new(local: PeerId, config: RouterConfig, neighbours: Arc<Neighbours>) -> Self {
         m::describe();
-        let seen = NonZeroUsize::new(config.seen_capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let seen = capacity(config.seen_capacity);
         let frame_buckets = PeerBuckets::new(config.frames_per_sec_per_peer, config.frame_burst, MAX_MISBEHAVING);
         Self {
             local,
@@ -139,9 +139,7 @@ impl Forwarder {
             // Random start: ids stay unique across restarts of this node.
             next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             counters: ForwarderCounters::default(),
-            violations: Mutex::new(LruCache::new(
-                NonZeroUsize::new(MAX_MISBEHAVING).unwrap_or(NonZeroUsize::MIN),
-            )),
+            violations: Mutex::new(LruCache::new(capacity(MAX_MISBEHAVING))),
             blackhole: AtomicBool::new(false),
             config,
             sessions: None,
@@ -343,6 +341,7 @@ impl Forwarder {
         let mut timer = tokio::time::interval(every);
         loop {
             timer.tick().await;
+            self.resend_inits().await;
             let tick = self.reliable.lock().tick(Instant::now());
             for (_, dst, payload) in tick.resend {
                 m::retransmitted();
@@ -358,6 +357,16 @@ impl Forwarder {
                     reason: "no_ack",
                     received_ms: unix_ms(),
                 });
+            }
+        }
+    }
+
+    /// Sends again the Inits of handshakes that got no Reply in time.
+    async fn resend_inits(&self) {
+        let Some(sessions) = &self.sessions else { return };
+        for (dst, init) in sessions.due_inits() {
+            if let Err(reason) = self.transmit(self.frame(FrameKind::Handshake, dst, None, init)).await {
+                tracing::debug!(%reason, %dst, "handshake init not resent");
             }
         }
     }

@@ -6,8 +6,8 @@
 //! nodes' duplicate suppression never eats a retransmission; end-to-end
 //! deduplication uses the message id carried at the start of the payload.
 
+use crate::buckets::capacity;
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -74,7 +74,7 @@ impl Reliable {
     pub fn new(dedupe: usize) -> Self {
         Self {
             pending: HashMap::new(),
-            delivered: LruCache::new(NonZeroUsize::new(dedupe.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            delivered: LruCache::new(capacity(dedupe)),
         }
     }
 

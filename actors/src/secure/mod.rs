@@ -12,7 +12,6 @@ pub mod config;
 mod metrics;
 
 use std::collections::VecDeque;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use libp2p::PeerId;
 use lru::LruCache;
 use parking_lot::Mutex;
 use x0tta6bl4_pqc::cookie::CookieJar;
+use x0tta6bl4_pqc::handshake::finish_session_id;
 use x0tta6bl4_pqc::session::frame_header;
 use x0tta6bl4_pqc::{
     Initiator, KeyBinding, MessageKind, PeerKeys, PqIdentity, PqcMode, Reject, RekeyPolicy, Responder, Response,
@@ -32,7 +32,7 @@ pub use config::PqcConfig;
 pub use metrics::describe;
 
 use crate::alert::{Alert, Severity, SharedAlertSink};
-use crate::buckets::PeerBuckets;
+use crate::buckets::{capacity, PeerBuckets};
 use crate::router::frame::FrameKind;
 
 /// A message waiting for its session: inner kind, message id, payload.
@@ -138,21 +138,17 @@ pub struct Sessions {
     state: Mutex<State>,
 }
 
-fn bound(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
-}
-
 impl Sessions {
     /// Sessions for `identity` under `config` (its mode already validated).
     pub fn new(identity: Arc<PqIdentity>, mode: PqcMode, config: PqcConfig, alerts: SharedAlertSink) -> Self {
         metrics::describe();
         let now = Instant::now();
         let state = State {
-            known: LruCache::new(bound(config.max_sessions)),
-            sessions: LruCache::new(bound(config.max_sessions)),
-            current: LruCache::new(bound(config.max_sessions)),
-            initiating: LruCache::new(bound(config.max_pending)),
-            responding: LruCache::new(bound(config.max_pending)),
+            known: LruCache::new(capacity(config.max_sessions)),
+            sessions: LruCache::new(capacity(config.max_sessions)),
+            current: LruCache::new(capacity(config.max_sessions)),
+            initiating: LruCache::new(capacity(config.max_pending)),
+            responding: LruCache::new(capacity(config.max_pending)),
             cookies: CookieJar::new(now, Duration::from_secs(config.cookie_rotate_secs.max(1))),
             recent_inits: VecDeque::new(),
             queued_bytes: 0,
@@ -220,17 +216,8 @@ impl Sessions {
                 handshake,
             });
         }
-        let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
-        if state
-            .initiating
-            .peek(&dst)
-            .is_some_and(|p| now.duration_since(p.started) > timeout)
-        {
-            if let Some(expired) = state.initiating.pop(&dst) {
-                state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&expired.queue));
-                metrics::handshake_refused(&Reject::UnknownHandshake);
-                tracing::debug!(peer = %dst, dropped = expired.queue.len(), "handshake timed out");
-            }
+        if state.initiating.peek(&dst).is_some_and(|p| self.timed_out(p, now)) {
+            expire(&mut state, &dst);
         }
         let handshake = match state.initiating.contains(&dst) {
             true => None,
@@ -258,6 +245,38 @@ impl Sessions {
             sealed: None,
             handshake,
         })
+    }
+
+    /// Inits to send again, with their destinations: handshakes still waiting
+    /// for a Reply whose Init went out `init_resend_ms` ago (it or its answer
+    /// was lost, or the responder had not learnt this node's keys yet).
+    /// Handshakes past their timeout are dropped with their queues.
+    pub fn due_inits(&self) -> Vec<(PeerId, Bytes)> {
+        let now = Instant::now();
+        let resend = Duration::from_millis(self.config.init_resend_ms);
+        let mut state = self.state.lock();
+        let expired: Vec<PeerId> = state
+            .initiating
+            .iter()
+            .filter(|(_, pending)| self.timed_out(pending, now))
+            .map(|(dst, _)| *dst)
+            .collect();
+        for dst in &expired {
+            expire(&mut state, dst);
+        }
+        state
+            .initiating
+            .iter_mut()
+            .filter(|(_, pending)| now.duration_since(pending.last_sent) >= resend)
+            .map(|(dst, pending)| {
+                pending.last_sent = now;
+                (*dst, pending.init.clone())
+            })
+            .collect()
+    }
+
+    fn timed_out(&self, pending: &Pending, now: Instant) -> bool {
+        now.duration_since(pending.started) > Duration::from_millis(self.config.handshake_timeout_ms)
     }
 
     /// Starts a handshake with `dst`; returns the Init.
@@ -358,7 +377,12 @@ impl Sessions {
         let known = &mut state.known;
         let lookup = |peer: &PeerId| peer_keys(known, peer);
         let cookies = under_load.then_some(&mut state.cookies);
-        match Responder::respond(&self.identity, message, self.mode, lookup, cookies, now)? {
+        let response = Responder::respond(&self.identity, message, self.mode, lookup, cookies, now);
+        let response = match response {
+            Err(Reject::BadBinding) if !state.known.contains(&src) => Err(Reject::BindingUnknown),
+            other => other,
+        };
+        match response? {
             Response::Reply { responder, reply } => {
                 if *responder.peer() != src {
                     return Err(Reject::Malformed("init from another peer than its source"));
@@ -407,11 +431,7 @@ impl Sessions {
     }
 
     fn on_finish(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
-        let local = message
-            .get(1..9)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes)
-            .ok_or(Reject::Malformed("finish"))?;
+        let local = finish_session_id(message)?;
         let mut state = self.state.lock();
         let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
         let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
@@ -483,6 +503,15 @@ impl Sessions {
     }
 }
 
+/// Drops the handshake with `dst` that took too long, with its queue.
+fn expire(state: &mut State, dst: &PeerId) {
+    if let Some(expired) = state.initiating.pop(dst) {
+        state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&expired.queue));
+        metrics::handshake_refused(&Reject::UnknownHandshake);
+        tracing::debug!(peer = %dst, dropped = expired.queue.len(), "handshake timed out");
+    }
+}
+
 fn queued_bytes(queue: &VecDeque<Queued>) -> usize {
     queue.iter().map(|(_, _, payload)| payload.len()).sum()
 }
@@ -526,3 +555,6 @@ fn classical_keys(peer: &PeerId) -> Option<PeerKeys> {
         .flatten()
         .map(PeerKeys::classical)
 }
+
+#[cfg(test)]
+mod tests;

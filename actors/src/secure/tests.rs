@@ -1,0 +1,74 @@
+use std::sync::Arc;
+
+use libp2p::identity::Keypair;
+use x0tta6bl4_pqc::{PqIdentity, PqSeeds, PqcMode, Reject};
+
+use super::{PqcConfig, Sessions};
+use crate::alert::LogAlertSink;
+use crate::router::frame::FrameKind;
+
+fn node(resend_ms: u64) -> Sessions {
+    let identity = Arc::new(PqIdentity::new(Keypair::generate_ed25519(), &PqSeeds::generate()));
+    let config = PqcConfig {
+        init_resend_ms: resend_ms,
+        ..PqcConfig::default()
+    };
+    Sessions::new(identity, PqcMode::Required, config, Arc::new(LogAlertSink))
+}
+
+fn peer_id(sessions: &Sessions) -> libp2p::PeerId {
+    sessions.identity.peer_id()
+}
+
+#[test]
+fn an_unanswered_init_is_due_again_after_the_resend_interval() {
+    let (a, b) = (node(0), node(0));
+    let b_binding = b.identity.binding().clone();
+    a.learn(peer_id(&b), &b_binding);
+    let out = a
+        .outbound(peer_id(&b), FrameKind::Data, 1, "hello".into())
+        .expect("queued");
+    let init = out.handshake.expect("an init");
+    let due = a.due_inits();
+    assert_eq!(due, vec![(peer_id(&b), init)]);
+}
+
+#[test]
+fn an_init_is_not_due_before_the_resend_interval() {
+    let (a, b) = (node(60_000), node(60_000));
+    a.learn(peer_id(&b), &b.identity.binding().clone());
+    a.outbound(peer_id(&b), FrameKind::Data, 1, "hello".into())
+        .expect("queued");
+    assert!(a.due_inits().is_empty());
+}
+
+#[test]
+fn a_responder_that_has_not_learnt_the_initiator_answers_once_it_has() {
+    let (a, b) = (node(0), node(0));
+    a.learn(peer_id(&b), &b.identity.binding().clone());
+    let init = a
+        .outbound(peer_id(&b), FrameKind::Data, 7, "hello".into())
+        .expect("queued")
+        .handshake
+        .expect("an init");
+    let refused = b.on_handshake(peer_id(&a), &init).err();
+    assert_eq!(refused, Some(Reject::BindingUnknown));
+
+    b.learn(peer_id(&a), &a.identity.binding().clone());
+    let (_, again) = a.due_inits().pop().expect("the init again");
+    let reply = b
+        .on_handshake(peer_id(&a), &again)
+        .expect("a reply")
+        .answer
+        .expect("reply");
+    let step = a.on_handshake(peer_id(&b), &reply).expect("finish");
+    assert_eq!(step.flush.len(), 1, "the queued message goes out sealed");
+    let finish = step.answer.expect("finish");
+    b.on_handshake(peer_id(&a), &finish).expect("session");
+    let (id, sealed) = &step.flush[0];
+    let opened = b
+        .open(peer_id(&a), *id, 1, sealed.clone())
+        .expect("opens")
+        .expect("not held");
+    assert_eq!(&opened.payload[..], b"hello");
+}
