@@ -17,8 +17,10 @@
 pub use libp2p;
 
 pub mod alert;
+pub mod alerter;
 pub mod breaker;
 pub mod buckets;
+pub mod errors;
 pub mod healer;
 pub mod mesh;
 pub mod policy;

@@ -120,6 +120,12 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// A new id, unique and increasing over the life of the database
+    /// (restarts included).
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,8 @@ impl BreakerActor {
     }
 }
 
-fn export(kind: &'static str, target: &str, state: BreakerState) {
+/// Publishes the state of the breaker for `kind` and `target` in `x0tta_breaker_state`.
+pub fn export(kind: &'static str, target: &str, state: BreakerState) {
     metrics::gauge!(STATE_GAUGE, "kind" => kind, "target" => target.to_string()).set(state.gauge());
 }
 

@@ -1,0 +1,41 @@
+//! Metrics of the alerter.
+
+use super::sinks::SinkKind;
+
+/// Notifications by sink and outcome.
+pub const NOTIFICATIONS: &str = "x0tta_alert_notifications_total";
+/// Notifications waiting per sink (refused ones included).
+pub const BACKLOG: &str = "x0tta_alert_outbox_backlog";
+/// Alerts not sent again because they were already firing.
+pub const DEDUPLICATED: &str = "x0tta_alerts_deduplicated_total";
+/// Notifications dropped because the outbox was full.
+pub const DROPPED: &str = "x0tta_alert_outbox_dropped_total";
+/// Alertmanager refreshes of firing alerts, by result.
+pub const REFRESHES: &str = "x0tta_alert_refreshes_total";
+
+/// Describes the alerter's metrics.
+pub fn describe() {
+    metrics::describe_counter!(
+        NOTIFICATIONS,
+        "Alert notifications by sink and result (delivered, retry, throttled, refused)"
+    );
+    metrics::describe_gauge!(BACKLOG, "Alert notifications in the outbox not yet accepted, by sink");
+    metrics::describe_counter!(
+        DEDUPLICATED,
+        "Alerts that fired again while firing and were not re-sent"
+    );
+    metrics::describe_counter!(DROPPED, "Alert notifications dropped because the outbox was full");
+    metrics::describe_counter!(REFRESHES, "Posts of firing alerts to Alertmanager to keep them active");
+    metrics::counter!(DEDUPLICATED).absolute(0);
+    metrics::counter!(DROPPED).absolute(0);
+}
+
+/// Counts `count` notifications to `sink` with `result`.
+pub fn notified(sink: SinkKind, result: &'static str, count: usize) {
+    metrics::counter!(NOTIFICATIONS, "sink" => sink.label(), "result" => result).increment(count as u64);
+}
+
+/// Sets the backlog of `sink`.
+pub fn backlog(sink: SinkKind, count: usize) {
+    metrics::gauge!(BACKLOG, "sink" => sink.label()).set(count as f64);
+}

@@ -1,0 +1,306 @@
+//! The durable outbox: every notification is written to sled (and flushed)
+//! before any sink sees it, and leaves only when each of its sinks has
+//! accepted it. A second tree remembers firing alerts by fingerprint, so an
+//! alert that fires again is not sent again, and a resolve is sent only for
+//! an alert that fired.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::sinks::SinkKind;
+use crate::alert::Alert;
+use crate::store::{Store, StoreError};
+
+const ENTRIES_TREE: &str = "alert_outbox";
+const FIRING_TREE: &str = "alert_firing";
+
+/// Where one notification stands with one sink.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Not before this Unix millisecond.
+    pub next_attempt_ms: u64,
+    /// What went wrong last time.
+    pub last_error: Option<String>,
+    /// Refused for good (a 4xx other than 429): kept for people to see, not retried.
+    pub failed: bool,
+}
+
+/// One notification waiting for one or more sinks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Outbox id, increasing.
+    pub id: u64,
+    /// The alert, firing or resolved.
+    pub alert: Alert,
+    /// Sinks that have not accepted it yet.
+    pub sinks: BTreeMap<SinkKind, Progress>,
+}
+
+/// A firing alert as remembered for dedupe and resolves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Firing {
+    alert: Alert,
+    notified_ms: u64,
+}
+
+/// What a sink may try now.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Entries to try, oldest first.
+    pub entries: Vec<Entry>,
+    /// When nothing is due: the earliest retry time of those waiting.
+    pub next_ms: Option<u64>,
+}
+
+/// What [`Outbox::record`] did with an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored under this id for delivery.
+    Queued(u64),
+    /// Already firing and notified recently: not sent again.
+    Duplicate,
+    /// A resolve for an alert that is not firing: nothing to tell.
+    NotFiring,
+    /// No sink is configured: only logged.
+    NoSinks,
+}
+
+/// Errors of the outbox.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// sled failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// sled failed inside a transaction.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored record does not decode.
+    #[error("unreadable outbox record: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl From<TransactionError<serde_json::Error>> for OutboxError {
+    fn from(error: TransactionError<serde_json::Error>) -> Self {
+        match error {
+            TransactionError::Abort(e) => OutboxError::Corrupt(e),
+            TransactionError::Storage(e) => OutboxError::Sled(e),
+        }
+    }
+}
+
+/// The outbox and the firing set.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    entries: sled::Tree,
+    firing: sled::Tree,
+    max_entries: usize,
+    max_firing: usize,
+}
+
+impl Outbox {
+    /// Opens the outbox trees of `store`.
+    pub fn open(store: &Store, max_entries: usize, max_firing: usize) -> Result<Self, OutboxError> {
+        Ok(Self {
+            store: store.clone(),
+            entries: store.tree(ENTRIES_TREE)?,
+            firing: store.tree(FIRING_TREE)?,
+            max_entries: max_entries.max(1),
+            max_firing: max_firing.max(1),
+        })
+    }
+
+    /// Records `alert` for `sinks` at `now_ms`, durably (flushed) before it
+    /// returns. A firing alert already notified less than `repeat_after_ms`
+    /// ago is a [`Recorded::Duplicate`]; a resolve takes the start time of
+    /// the firing alert and forgets it.
+    pub fn record(
+        &self,
+        alert: Alert,
+        sinks: &[SinkKind],
+        now_ms: u64,
+        repeat_after_ms: u64,
+    ) -> Result<Recorded, OutboxError> {
+        if sinks.is_empty() {
+            return Ok(Recorded::NoSinks);
+        }
+        let fingerprint = alert.fingerprint();
+        let id = self.store.generate_id()?;
+        let recorded = (&self.entries, &self.firing).transaction(|(entries, firing)| {
+            let known: Option<Firing> = firing
+                .get(fingerprint.as_bytes())?
+                .map(|bytes| serde_json::from_slice(&bytes))
+                .transpose()
+                .map_err(ConflictableTransactionError::Abort)?;
+            let mut alert = alert.clone();
+            match (alert.is_resolved(), known) {
+                (false, Some(known)) if now_ms.saturating_sub(known.notified_ms) < repeat_after_ms => {
+                    return Ok(Recorded::Duplicate);
+                }
+                (false, known) => {
+                    if let Some(known) = known {
+                        alert.starts_at_ms = known.alert.starts_at_ms;
+                    }
+                    let remembered = Firing {
+                        alert: alert.clone(),
+                        notified_ms: now_ms,
+                    };
+                    let bytes = serde_json::to_vec(&remembered).map_err(ConflictableTransactionError::Abort)?;
+                    firing.insert(fingerprint.as_bytes(), bytes)?;
+                }
+                (true, None) => return Ok(Recorded::NotFiring),
+                (true, Some(known)) => {
+                    alert = Alert {
+                        ends_at_ms: alert.ends_at_ms,
+                        ..known.alert
+                    };
+                    firing.remove(fingerprint.as_bytes())?;
+                }
+            }
+            let entry = Entry {
+                id,
+                alert,
+                sinks: sinks.iter().map(|sink| (*sink, Progress::default())).collect(),
+            };
+            let bytes = serde_json::to_vec(&entry).map_err(ConflictableTransactionError::Abort)?;
+            entries.insert(&id.to_be_bytes(), bytes)?;
+            Ok(Recorded::Queued(id))
+        })?;
+        if recorded == Recorded::Queued(id) {
+            self.trim()?;
+        }
+        self.store.flush()?;
+        Ok(recorded)
+    }
+
+    /// Drops the oldest entries and firing alerts beyond the bounds; returns
+    /// how many notifications were dropped.
+    fn trim(&self) -> Result<usize, OutboxError> {
+        let mut dropped = 0;
+        while self.entries.len() > self.max_entries {
+            let Some((key, _)) = self.entries.pop_min()? else { break };
+            dropped += 1;
+            tracing::warn!(id = ?key, "alert outbox full: oldest notification dropped");
+        }
+        if dropped > 0 {
+            metrics::counter!(super::metrics::DROPPED).increment(dropped as u64);
+        }
+        while self.firing.len() > self.max_firing {
+            let oldest = self
+                .firing_alerts()?
+                .into_iter()
+                .min_by_key(|(_, notified)| *notified)
+                .map(|(alert, _)| alert.fingerprint());
+            let Some(oldest) = oldest else { break };
+            self.firing.remove(oldest.as_bytes())?;
+        }
+        Ok(dropped)
+    }
+
+    /// Entries `sink` may try at `now_ms`, oldest first, at most `limit`;
+    /// when none is, the earliest time one will be (`None`: nothing waits).
+    pub fn due(&self, sink: SinkKind, now_ms: u64, limit: usize) -> Result<Due, OutboxError> {
+        let mut due = Due::default();
+        for item in self.entries.iter() {
+            let (_, bytes) = item?;
+            let entry: Entry = serde_json::from_slice(&bytes)?;
+            let Some(progress) = entry.sinks.get(&sink).filter(|p| !p.failed) else {
+                continue;
+            };
+            if progress.next_attempt_ms > now_ms {
+                let next = due
+                    .next_ms
+                    .map_or(progress.next_attempt_ms, |n| n.min(progress.next_attempt_ms));
+                due.next_ms = Some(next);
+                continue;
+            }
+            due.entries.push(entry);
+            if due.entries.len() >= limit {
+                break;
+            }
+        }
+        Ok(due)
+    }
+
+    /// `sink` accepted entry `id`: it leaves that sink's list, and the
+    /// outbox once no sink is left.
+    pub fn delivered(&self, id: u64, sink: SinkKind) -> Result<(), OutboxError> {
+        self.update(id, |entry| {
+            entry.sinks.remove(&sink);
+        })
+    }
+
+    /// `sink` did not accept entry `id`: record why, and when to try again
+    /// (`None`: never, it was refused for good).
+    pub fn failed(&self, id: u64, sink: SinkKind, error: &str, retry_at_ms: Option<u64>) -> Result<(), OutboxError> {
+        self.update(id, |entry| {
+            if let Some(progress) = entry.sinks.get_mut(&sink) {
+                progress.attempts += 1;
+                progress.last_error = Some(error.to_string());
+                match retry_at_ms {
+                    Some(at) => progress.next_attempt_ms = at,
+                    None => progress.failed = true,
+                }
+            }
+        })
+    }
+
+    /// Applies `change` to entry `id` atomically; removes it when no sink is left.
+    fn update(&self, id: u64, change: impl Fn(&mut Entry)) -> Result<(), OutboxError> {
+        let mut corrupt = None;
+        self.entries.update_and_fetch(id.to_be_bytes(), |old| {
+            let old = old?;
+            match serde_json::from_slice::<Entry>(old) {
+                Ok(mut entry) => {
+                    change(&mut entry);
+                    (!entry.sinks.is_empty()).then(|| serde_json::to_vec(&entry).unwrap_or_else(|_| old.to_vec()))
+                }
+                Err(e) => {
+                    corrupt = Some(e);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        match corrupt {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> Result<Vec<Entry>, OutboxError> {
+        self.entries
+            .iter()
+            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
+            .collect()
+    }
+
+    /// Notifications still waiting for `sink` (failed ones included).
+    pub fn backlog(&self, sink: SinkKind) -> Result<usize, OutboxError> {
+        Ok(self.entries()?.iter().filter(|e| e.sinks.contains_key(&sink)).count())
+    }
+
+    /// Alerts firing now, with when they were last notified.
+    fn firing_alerts(&self) -> Result<Vec<(Alert, u64)>, OutboxError> {
+        self.firing
+            .iter()
+            .map(|item| {
+                let firing: Firing = serde_json::from_slice(&item?.1)?;
+                Ok((firing.alert, firing.notified_ms))
+            })
+            .collect()
+    }
+
+    /// Alerts firing now.
+    pub fn firing(&self) -> Result<Vec<Alert>, OutboxError> {
+        Ok(self.firing_alerts()?.into_iter().map(|(alert, _)| alert).collect())
+    }
+}
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

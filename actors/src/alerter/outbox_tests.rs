@@ -1,0 +1,150 @@
+use super::*;
+use crate::alert::Severity;
+
+const ALL: &[SinkKind] = &[SinkKind::Alertmanager, SinkKind::Telegram];
+const HOUR: u64 = 3_600_000;
+
+fn outbox(store: &Store) -> Outbox {
+    Outbox::open(store, 100, 100).expect("outbox")
+}
+
+fn alert(peer: &str) -> Alert {
+    Alert::new("LINK_LOSS", Severity::Warning, format!("loss to {peer}")).label("peer", peer)
+}
+
+#[test]
+fn an_alert_firing_again_is_not_sent_again_until_the_repeat_interval() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    assert!(matches!(
+        outbox.record(alert("a"), ALL, 1_000, HOUR).expect("record"),
+        Recorded::Queued(_)
+    ));
+    assert_eq!(
+        outbox.record(alert("a"), ALL, 2_000, HOUR).expect("record"),
+        Recorded::Duplicate
+    );
+    assert!(matches!(
+        outbox.record(alert("b"), ALL, 2_000, HOUR).expect("record"),
+        Recorded::Queued(_)
+    ));
+    assert!(matches!(
+        outbox.record(alert("a"), ALL, 1_000 + HOUR, HOUR).expect("record"),
+        Recorded::Queued(_)
+    ));
+    assert_eq!(outbox.entries().expect("entries").len(), 3);
+    assert_eq!(outbox.firing().expect("firing").len(), 2);
+}
+
+#[test]
+fn a_resolve_is_sent_only_for_a_firing_alert_and_keeps_its_start() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    assert_eq!(
+        outbox.record(alert("a").resolved(), ALL, 1_000, HOUR).expect("record"),
+        Recorded::NotFiring
+    );
+    let mut firing = alert("a");
+    firing.starts_at_ms = 500;
+    outbox.record(firing, ALL, 1_000, HOUR).expect("record");
+    let mut resolve = Alert::new("LINK_LOSS", Severity::Info, "")
+        .label("peer", "a")
+        .resolved();
+    resolve.ends_at_ms = Some(9_000);
+    assert!(matches!(
+        outbox.record(resolve, ALL, 9_000, HOUR).expect("record"),
+        Recorded::Queued(_)
+    ));
+    let entries = outbox.entries().expect("entries");
+    let resolved = &entries[1].alert;
+    assert_eq!((resolved.starts_at_ms, resolved.ends_at_ms), (500, Some(9_000)));
+    assert_eq!(
+        resolved.summary, "loss to a",
+        "the firing alert's text goes with its resolve"
+    );
+    assert!(outbox.firing().expect("firing").is_empty());
+    assert!(matches!(
+        outbox.record(alert("a"), ALL, 10_000, HOUR).expect("record"),
+        Recorded::Queued(_)
+    ));
+}
+
+#[test]
+fn an_entry_leaves_each_sink_when_that_sink_accepts_it() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    let Recorded::Queued(id) = outbox.record(alert("a"), ALL, 0, HOUR).expect("record") else {
+        panic!("queued")
+    };
+    assert_eq!(outbox.due(SinkKind::Telegram, 0, 10).expect("due").entries.len(), 1);
+    outbox.delivered(id, SinkKind::Telegram).expect("delivered");
+    assert!(outbox.due(SinkKind::Telegram, 0, 10).expect("due").entries.is_empty());
+    assert_eq!(outbox.backlog(SinkKind::Alertmanager).expect("backlog"), 1);
+    outbox.delivered(id, SinkKind::Alertmanager).expect("delivered");
+    assert!(outbox.entries().expect("entries").is_empty());
+}
+
+#[test]
+fn failures_wait_for_their_retry_time_and_refusals_stay_visible() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    let Recorded::Queued(id) = outbox.record(alert("a"), ALL, 0, HOUR).expect("record") else {
+        panic!("queued")
+    };
+    outbox
+        .failed(id, SinkKind::Alertmanager, "HTTP 503", Some(5_000))
+        .expect("failed");
+    let due = outbox.due(SinkKind::Alertmanager, 4_999, 10).expect("due");
+    assert!(due.entries.is_empty());
+    assert_eq!(due.next_ms, Some(5_000));
+    assert_eq!(
+        outbox
+            .due(SinkKind::Alertmanager, 5_000, 10)
+            .expect("due")
+            .entries
+            .len(),
+        1
+    );
+    outbox
+        .failed(id, SinkKind::Telegram, "Telegram 400: chat not found", None)
+        .expect("failed");
+    let due = outbox.due(SinkKind::Telegram, u64::MAX, 10).expect("due");
+    assert!(due.entries.is_empty() && due.next_ms.is_none());
+    let entry = &outbox.entries().expect("entries")[0];
+    let telegram = &entry.sinks[&SinkKind::Telegram];
+    assert!(telegram.failed);
+    assert_eq!(telegram.last_error.as_deref(), Some("Telegram 400: chat not found"));
+    assert_eq!(entry.sinks[&SinkKind::Alertmanager].attempts, 1);
+}
+
+#[test]
+fn the_outbox_survives_a_reopen_and_stays_bounded() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let store = Store::open(dir.path()).expect("store");
+        let outbox = Outbox::open(&store, 3, 100).expect("outbox");
+        for i in 0..5 {
+            outbox.record(alert(&format!("p{i}")), ALL, 0, HOUR).expect("record");
+        }
+    }
+    let store = Store::open(dir.path()).expect("store");
+    let outbox = Outbox::open(&store, 3, 100).expect("outbox");
+    let peers: Vec<String> = outbox
+        .entries()
+        .expect("entries")
+        .iter()
+        .map(|e| e.alert.labels["peer"].clone())
+        .collect();
+    assert_eq!(peers, ["p2", "p3", "p4"], "the oldest went first");
+}
+
+#[test]
+fn without_sinks_nothing_is_stored() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    assert_eq!(
+        outbox.record(alert("a"), &[], 0, HOUR).expect("record"),
+        Recorded::NoSinks
+    );
+    assert!(outbox.entries().expect("entries").is_empty());
+}
