@@ -1,5 +1,7 @@
 //! Typed node configuration: one TOML file, every key overridable from the
 //! environment as `X0TTA6BL4_<SECTION>__<KEY>` (e.g. `X0TTA6BL4_HTTP__LISTEN`).
+//! The alert sinks also take the usual `ALERTMANAGER_URL`,
+//! `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID` and `PAGERDUTY_ROUTING_KEY`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use x0tta6bl4_actors::alerter::AlerterConfig;
 use x0tta6bl4_actors::breaker::BreakerConfig;
 use x0tta6bl4_actors::healer::HealerConfig;
 use x0tta6bl4_actors::mesh::MeshConfig;
@@ -18,6 +21,14 @@ use x0tta6bl4_actors::telemetry::TelemetryConfig;
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "X0TTA6BL4_";
+
+/// Plain environment variables of the alert sinks, read into `alerter.*`.
+const ALERT_ENV: [&str; 4] = [
+    "ALERTMANAGER_URL",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_CHAT_ID",
+    "PAGERDUTY_ROUTING_KEY",
+];
 
 /// Errors found while loading the configuration.
 #[derive(Debug, Error)]
@@ -81,6 +92,8 @@ pub struct NodeConfig {
     pub pqc: PqcConfig,
     /// Rego policies.
     pub policy: PolicyConfig,
+    /// Alert sinks and delivery.
+    pub alerter: AlerterConfig,
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
@@ -102,6 +115,7 @@ impl Default for NodeConfig {
             healer: HealerConfig::default(),
             pqc: PqcConfig::default(),
             policy: PolicyConfig::default(),
+            alerter: AlerterConfig::default(),
             byzantine: false,
             pqc_beacons: false,
         }
@@ -118,7 +132,11 @@ impl NodeConfig {
             }
             figment = figment.merge(Toml::file(file));
         }
+        let alert_env = Env::raw()
+            .only(&ALERT_ENV)
+            .map(|key| format!("alerter.{}", key.as_str().to_ascii_lowercase()).into());
         let config: NodeConfig = figment
+            .merge(alert_env)
             .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .extract()
             .map_err(Box::new)?;
@@ -207,11 +225,50 @@ impl NodeConfig {
             }
             Ok(_) => {}
         }
+        self.validate_alerter()?;
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(
                 "pqc.queue_per_peer",
                 "pqc.max_sessions and pqc.max_pending must be at least 1",
             );
+        }
+        Ok(())
+    }
+}
+
+impl NodeConfig {
+    fn validate_alerter(&self) -> Result<(), ConfigError> {
+        let alerter = &self.alerter;
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        let is_http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if alerter.alertmanager_url.as_deref().is_some_and(|u| !is_http(u)) {
+            return invalid("alerter.alertmanager_url", "(ALERTMANAGER_URL) must be an http:// or https:// URL");
+        }
+        if !is_http(&alerter.telegram_api_url) || !is_http(&alerter.pagerduty_url) {
+            return invalid("alerter.telegram_api_url", "and alerter.pagerduty_url must be http:// or https:// URLs");
+        }
+        if alerter.telegram_bot_token.is_some() != alerter.telegram_chat_id.is_some() {
+            return invalid(
+                "alerter.telegram_bot_token",
+                "(TELEGRAM_BOT_TOKEN) and alerter.telegram_chat_id (TELEGRAM_CHAT_ID) go together",
+            );
+        }
+        if alerter.pagerduty_routing_key.as_deref().is_some_and(str::is_empty) {
+            return invalid("alerter.pagerduty_routing_key", "(PAGERDUTY_ROUTING_KEY) is empty");
+        }
+        if alerter.timeout_ms == 0 || alerter.tick_ms == 0 || alerter.per_minute == 0 {
+            return invalid(
+                "alerter.timeout_ms",
+                "alerter.tick_ms and alerter.per_minute must be at least 1",
+            );
+        }
+        if alerter.max_outbox == 0 || alerter.max_firing == 0 {
+            return invalid("alerter.max_outbox", "and alerter.max_firing must be at least 1");
         }
         Ok(())
     }
@@ -250,6 +307,44 @@ mod tests {
             jail.set_env("X0TTA6BL4_MESH__TYPO", "1");
             let err = NodeConfig::load(None).expect_err("unknown key");
             assert!(err.to_string().contains("typo"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_usual_alert_variables_configure_the_sinks() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ALERTMANAGER_URL", "http://127.0.0.1:9093");
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
+            jail.set_env("TELEGRAM_CHAT_ID", "-100200300");
+            jail.set_env("PAGERDUTY_ROUTING_KEY", "R0UT1NGKEY");
+            let config = NodeConfig::load(None).expect("loads");
+            assert_eq!(config.alerter.alertmanager_url.as_deref(), Some("http://127.0.0.1:9093"));
+            assert_eq!(config.alerter.telegram_bot_token.as_deref(), Some("123:abc"));
+            assert_eq!(
+                config.alerter.telegram_chat_id,
+                Some(x0tta6bl4_actors::alerter::config::TelegramChat::Id(-100_200_300))
+            );
+            assert_eq!(config.alerter.pagerduty_routing_key.as_deref(), Some("R0UT1NGKEY"));
+            jail.set_env("TELEGRAM_CHAT_ID", "@alerts");
+            let config = NodeConfig::load(None).expect("loads");
+            assert_eq!(
+                config.alerter.telegram_chat_id,
+                Some(x0tta6bl4_actors::alerter::config::TelegramChat::Name("@alerts".into()))
+            );
+            jail.set_env("ALERTMANAGER_URL", "ftp://x");
+            let err = NodeConfig::load(None).expect_err("not http");
+            assert!(err.to_string().contains("ALERTMANAGER_URL"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_telegram_token_without_a_chat_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
+            let err = NodeConfig::load(None).expect_err("no chat");
+            assert!(err.to_string().contains("TELEGRAM_CHAT_ID"), "{err}");
             Ok(())
         });
     }

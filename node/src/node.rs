@@ -8,7 +8,9 @@ use actix::Supervisor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use x0tta6bl4_actors::alert::{LogAlertSink, SharedAlertSink};
+use x0tta6bl4_actors::alert::SharedAlertSink;
+use x0tta6bl4_actors::alerter::sinks::{NodeContext, Sink};
+use x0tta6bl4_actors::alerter::{configured_sinks, Alerter, AlerterActor};
 use x0tta6bl4_actors::breaker::BreakerActor;
 use x0tta6bl4_actors::healer::execute::Effectors;
 use x0tta6bl4_actors::healer::knowledge::Knowledge;
@@ -69,9 +71,31 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let policy_reload = std::time::Duration::from_millis(config.policy.reload_ms);
     tracing::info!(name = %config.name, %peer_id, data_dir = %data_dir.display(), "starting node");
 
+    // Bound first: the address goes into alerts, and a taken port fails fast.
+    let listener = std::net::TcpListener::bind(config.http.listen)
+        .with_context(|| format!("cannot bind the HTTP server to {}", config.http.listen))?;
+    let bound = listener.local_addr().context("HTTP listener has no address")?;
+    let node_context = NodeContext {
+        name: config.name.clone(),
+        peer_id: peer_id.to_string(),
+        dashboard_url: config
+            .alerter
+            .dashboard_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}/")),
+    };
+
     let network_handle = network.handle().clone();
     let result = actix_rt::System::new().block_on(async move {
-        let alerts: SharedAlertSink = Arc::new(LogAlertSink);
+        let sinks = configured_sinks(&config.alerter, &node_context).context("cannot set up the alert sinks")?;
+        let sink_kinds = sinks.iter().map(Sink::kind).collect();
+        let alerter = Arc::new(
+            Alerter::open(&store, &config.alerter, sink_kinds).context("cannot open the alert outbox")?,
+        );
+        let alerts: SharedAlertSink = alerter.clone();
+        x0tta6bl4_actors::errors::install(alerts.clone());
+        let (actor_alerter, alerter_config) = (alerter.clone(), config.alerter.clone());
+        Supervisor::start(move |_| AlerterActor::new(actor_alerter.clone(), sinks.clone(), alerter_config.clone()));
         let neighbours = Arc::new(Neighbours::default());
         let identity = Arc::new(PqIdentity::new(keypair.clone(), &pq_seeds));
         let pq_beacons = config.pqc_beacons.then(|| identity.clone());
@@ -150,6 +174,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             prometheus,
             debug_hooks: config.router.fault_injection,
             policy,
+            alerter,
             started: Instant::now(),
         };
         let server = HttpServer::new(move || {
@@ -158,13 +183,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .configure(api::configure)
         })
         .workers(config.http.workers)
-        .bind(config.http.listen)
-        .with_context(|| format!("cannot bind the HTTP server to {}", config.http.listen))?;
-        let bound = server
-            .addrs()
-            .first()
-            .copied()
-            .context("HTTP server bound no address")?;
+        .listen(listener)
+        .with_context(|| format!("cannot serve HTTP on {bound}"))?;
         announce(&data_dir, bound)?;
         server.run().await.context("HTTP server failed")?;
         tracing::info!("shutting down");

@@ -1,5 +1,6 @@
 //! The node's HTTP server: dashboard, JSON API, `/health`, `/ready`, `/metrics`.
 
+mod alerts;
 mod debug;
 pub mod error;
 mod messages;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub debug_hooks: bool,
     /// The Rego policies in force.
     pub policy: Arc<x0tta6bl4_actors::policy::Policy>,
+    /// The alerter (outbox, firing alerts).
+    pub alerter: Arc<x0tta6bl4_actors::alerter::Alerter>,
     /// Start time, for uptime.
     pub started: Instant,
 }
@@ -100,6 +103,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/breakers", web::get().to(views::breakers))
                 .route("/policy", web::get().to(views::policy))
                 .route("/healing", web::get().to(views::healing))
+                .route("/alerts", web::get().to(alerts::list))
+                .route("/alerts", web::post().to(alerts::fire))
+                .route("/alerts/resolve", web::post().to(alerts::resolve))
                 .route("/healing/rollback", web::post().to(views::rollback_last_action))
                 .route("/quarantine", web::get().to(telemetry::list_quarantine))
                 .route("/quarantine", web::post().to(telemetry::quarantine))
