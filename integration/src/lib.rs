@@ -8,6 +8,7 @@ use serde_json::Value;
 pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
 
 pub mod detour;
+pub mod fixture;
 pub mod netns;
 pub mod outage;
 

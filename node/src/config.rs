@@ -247,10 +247,16 @@ impl NodeConfig {
         };
         let is_http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
         if alerter.alertmanager_url.as_deref().is_some_and(|u| !is_http(u)) {
-            return invalid("alerter.alertmanager_url", "(ALERTMANAGER_URL) must be an http:// or https:// URL");
+            return invalid(
+                "alerter.alertmanager_url",
+                "(ALERTMANAGER_URL) must be an http:// or https:// URL",
+            );
         }
         if !is_http(&alerter.telegram_api_url) || !is_http(&alerter.pagerduty_url) {
-            return invalid("alerter.telegram_api_url", "and alerter.pagerduty_url must be http:// or https:// URLs");
+            return invalid(
+                "alerter.telegram_api_url",
+                "and alerter.pagerduty_url must be http:// or https:// URLs",
+            );
         }
         if alerter.telegram_bot_token.is_some() != alerter.telegram_chat_id.is_some() {
             return invalid(
@@ -319,7 +325,10 @@ mod tests {
             jail.set_env("TELEGRAM_CHAT_ID", "-100200300");
             jail.set_env("PAGERDUTY_ROUTING_KEY", "R0UT1NGKEY");
             let config = NodeConfig::load(None).expect("loads");
-            assert_eq!(config.alerter.alertmanager_url.as_deref(), Some("http://127.0.0.1:9093"));
+            assert_eq!(
+                config.alerter.alertmanager_url.as_deref(),
+                Some("http://127.0.0.1:9093")
+            );
             assert_eq!(config.alerter.telegram_bot_token.as_deref(), Some("123:abc"));
             assert_eq!(
                 config.alerter.telegram_chat_id,

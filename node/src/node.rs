@@ -89,9 +89,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     let result = actix_rt::System::new().block_on(async move {
         let sinks = configured_sinks(&config.alerter, &node_context).context("cannot set up the alert sinks")?;
         let sink_kinds = sinks.iter().map(Sink::kind).collect();
-        let alerter = Arc::new(
-            Alerter::open(&store, &config.alerter, sink_kinds).context("cannot open the alert outbox")?,
-        );
+        let alerter =
+            Arc::new(Alerter::open(&store, &config.alerter, sink_kinds).context("cannot open the alert outbox")?);
         let alerts: SharedAlertSink = alerter.clone();
         x0tta6bl4_actors::errors::install(alerts.clone());
         let (actor_alerter, alerter_config) = (alerter.clone(), config.alerter.clone());

@@ -56,7 +56,9 @@ impl AlertRequest {
         if fields > MAX_LABELS || too_long {
             return Err(ApiError::bad_request(
                 "bad_alert",
-                format!("at most {MAX_LABELS} labels and annotations, keys of {MAX_NAME} and texts of {MAX_TEXT} bytes"),
+                format!(
+                    "at most {MAX_LABELS} labels and annotations, keys of {MAX_NAME} and texts of {MAX_TEXT} bytes"
+                ),
             ));
         }
         let mut alert = Alert::new(self.name, self.severity, self.summary);
