@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
 
+pub mod alertmanager;
 pub mod detour;
 pub mod fixture;
 pub mod netns;
