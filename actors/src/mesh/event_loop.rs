@@ -336,6 +336,7 @@ impl EventLoop {
     fn link_down(&mut self, peer: PeerId) {
         self.shared.neighbours.remove(&peer);
         self.links.remove(&peer);
+        m::link_loss(&peer, 0.0);
         m::peers_connected(self.shared.neighbours.len());
         self.notify(MeshEvent::LinkDown(peer));
         self.notify_links();
@@ -438,11 +439,14 @@ impl EventLoop {
         self.links
             .iter()
             .filter(|(peer, _)| self.shared.neighbours.contains(peer))
-            .map(|(peer, stats)| LinkQuality {
-                peer: *peer,
-                rtt_ms: stats.rtt_ms(),
-                loss: stats.loss(),
-                avoided: avoided.contains(peer),
+            .map(|(peer, stats)| {
+                m::link_loss(peer, stats.loss());
+                LinkQuality {
+                    peer: *peer,
+                    rtt_ms: stats.rtt_ms(),
+                    loss: stats.loss(),
+                    avoided: avoided.contains(peer),
+                }
             })
             .collect()
     }

@@ -6,6 +6,7 @@ const BEACONS_REJECTED: &str = "x0tta_beacons_rejected_total";
 const BEACONS_PUBLISHED: &str = "x0tta_beacons_published_total";
 const DIALS_FAILED: &str = "x0tta_mesh_dials_failed_total";
 const EVENTS_DROPPED: &str = "x0tta_mesh_events_dropped_total";
+const LINK_LOSS: &str = "x0tta_link_loss_ratio";
 
 /// Registers help texts of every mesh metric.
 pub fn describe() {
@@ -18,7 +19,15 @@ pub fn describe() {
         EVENTS_DROPPED,
         "Mesh events dropped because the router's inbox was full"
     );
+    metrics::describe_gauge!(
+        LINK_LOSS,
+        "Share of pings lost on the link to each neighbour (0 once it is down)"
+    );
     metrics::gauge!(PEERS_CONNECTED).set(0.0);
+}
+
+pub(super) fn link_loss(peer: &libp2p::PeerId, loss: f64) {
+    metrics::gauge!(LINK_LOSS, "peer" => peer.to_string()).set(loss);
 }
 
 pub(super) fn peers_connected(count: usize) {
