@@ -12,8 +12,10 @@ use libp2p::{Multiaddr, PeerId};
 use super::config::HealerConfig;
 use super::observe::Sources;
 use super::plan::Action;
+use crate::alert::Severity;
 use crate::breaker::backoff::full_jitter;
 use crate::breaker::{Acquire, BreakerActor, BreakerConfig, Report};
+use crate::errors::Reported;
 use crate::router::Forwarder;
 use crate::supervision::Restart;
 use crate::telemetry::{Quarantine, Release, TelemetryActor};
@@ -103,7 +105,11 @@ pub async fn execute(
             target: action.target(),
             success: result.is_ok(),
         };
-        let _ = effectors.breaker.send(report).await;
+        effectors
+            .breaker
+            .send(report)
+            .await
+            .or_report("healer", "breaker_report", Severity::Warning);
         match result {
             Ok(detail) => {
                 execution.success = Some(detail);

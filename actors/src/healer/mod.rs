@@ -33,6 +33,7 @@ use plan::{Action, Constraints, Planned};
 
 use crate::alert::{Alert, Severity, SharedAlertSink};
 use crate::breaker::BreakerConfig;
+use crate::errors::Reported;
 use crate::telemetry::{TelemetrySnapshot, TelemetryUpdate};
 
 const CYCLE_SECONDS: &str = "x0tta_mapek_cycle_seconds";
@@ -252,11 +253,10 @@ impl HealerActor {
                 .collect(),
             _ => Vec::new(),
         };
-        let rollback_key = self
-            .knowledge
-            .push_rollback(&planned.action)
-            .map_err(|e| tracing::error!(error = %e, "cannot push the rollback stack"))
-            .ok();
+        let rollback_key =
+            self.knowledge
+                .push_rollback(&planned.action)
+                .or_report("healer", "rollback_push", Severity::Critical);
         let pending = Pending {
             onset: self.onset_of(&planned),
             planned,
@@ -297,7 +297,9 @@ impl HealerActor {
         let Some(detail) = execution.success else {
             self.in_flight.remove(&key);
             if let Some(k) = pending.rollback_key {
-                let _ = self.knowledge.take_rollback(k);
+                self.knowledge
+                    .take_rollback(k)
+                    .or_report("healer", "rollback_pop", Severity::Warning);
             }
             return;
         };
@@ -479,9 +481,9 @@ impl HealerActor {
             detail,
             mttr_ms: mttr.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         };
-        if let Err(error) = self.knowledge.record(record) {
-            tracing::error!(%error, "cannot write the healing history");
-        }
+        self.knowledge
+            .record(record)
+            .or_report("healer", "history_write", Severity::Warning);
     }
 
     fn view(&self) -> HealingView {

@@ -366,7 +366,12 @@ impl Handler<LoopEnded> for MeshActor {
         match msg.0 {
             Ok(()) => tracing::info!("mesh event loop finished"),
             Err(error) => {
-                tracing::error!(%error, "mesh event loop failed");
+                crate::errors::report(
+                    "mesh",
+                    "event_loop",
+                    crate::alert::Severity::Critical,
+                    &format!("mesh event loop failed: {error}"),
+                );
                 self.last_failure = Some(error.to_string());
                 actix::ActorContext::stop(ctx);
             }

@@ -33,6 +33,8 @@ use quarantine::{QuarantineEntry, QuarantineFull, QuarantineList};
 pub use snapshot::TelemetrySnapshot;
 use snapshot::{ProcessSnapshot, QuarantineView, XdpStatus};
 
+use crate::alert::Severity;
+use crate::errors::report;
 use crate::supervision::{self, FaultRefused, InjectFault};
 
 /// A new snapshot, sent to subscribers every interval.
@@ -167,7 +169,8 @@ impl TelemetryActor {
         };
         for (addr, ttl) in entries {
             if let Err(e) = attachment.block(addr, ttl) {
-                tracing::error!(%iface, %addr, error = %e, "cannot restore a quarantine entry into the XDP blocklist");
+                let problem = format!("cannot restore quarantine of {addr} into the XDP blocklist on {iface}: {e}");
+                report("telemetry", "xdp_block", Severity::Critical, &problem);
             }
         }
     }
@@ -223,7 +226,8 @@ impl TelemetryActor {
             let iface = probe.iface().to_string();
             if let Some(attachment) = probe.attachment_mut() {
                 if let Err(e) = attachment.unblock(addr) {
-                    tracing::error!(%iface, %addr, error = %e, "cannot remove a source from the XDP blocklist");
+                    let problem = format!("cannot remove {addr} from the XDP blocklist on {iface}: {e}");
+                    report("telemetry", "xdp_unblock", Severity::Critical, &problem);
                 }
             }
         }
