@@ -161,6 +161,19 @@ struct Lane {
     seen_generation: u64,
 }
 
+/// What becomes of the entries of a finished delivery.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    /// Accepted: leaves the sink's list.
+    Delivered,
+    /// Refused for good: kept, never retried.
+    Never,
+    /// Try again after this wait (the service said so).
+    After(Duration),
+    /// Try again after a backoff for each entry's attempts.
+    Backoff,
+}
+
 /// A delivery attempt in flight: entry ids and their attempts so far.
 type Batch = Vec<(u64, u32)>;
 
@@ -251,73 +264,51 @@ impl AlerterActor {
         let outbox = &self.alerter.outbox;
         let Some(lane) = self.lanes.get_mut(index) else { return };
         lane.busy = false;
+        lane.idle_until_ms = 0;
         let kind = lane.sink.kind();
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2);
-        match &result {
+        let (label, next) = match &result {
             Ok(()) => {
                 lane.breaker.on_success(now);
-                for (id, _) in &batch {
-                    outbox
-                        .delivered(*id, kind)
-                        .or_report("alerter", "outbox_write", Severity::Critical);
-                }
-                metrics::notified(kind, "delivered", batch.len());
+                ("delivered", Next::Delivered)
             }
-            Err(DeliveryError::Throttled { retry_after, detail }) => {
-                let (attempts, wait) = (batch.iter().map(|b| b.1).max().unwrap_or(0), *retry_after);
-                let wait = wait.unwrap_or_else(|| full_jitter(attempts, base, cap, &mut rand::thread_rng()));
+            Err(DeliveryError::Throttled { retry_after, .. }) => {
+                let attempts = batch.iter().map(|b| b.1).max().unwrap_or(0);
+                let wait = retry_after.unwrap_or_else(|| full_jitter(attempts, base, cap, &mut rand::thread_rng()));
                 lane.paused_until = Some(now + wait);
-                for (id, _) in &batch {
-                    outbox.failed(*id, kind, detail, Some(now_ms + ms(wait))).or_report(
-                        "alerter",
-                        "outbox_write",
-                        Severity::Critical,
-                    );
-                }
-                metrics::notified(kind, "throttled", batch.len());
-                report(
-                    "alerter",
-                    "delivery_throttled",
-                    Severity::Info,
-                    &format!("{}: {detail}; waiting {wait:?}", kind.label()),
-                );
+                ("throttled", Next::After(wait))
             }
-            Err(DeliveryError::Transient(detail)) => {
+            Err(DeliveryError::Transient(_)) => {
                 lane.breaker.on_failure(now);
-                for (id, attempts) in &batch {
-                    let wait = full_jitter(*attempts, base, cap, &mut rand::thread_rng());
-                    outbox.failed(*id, kind, detail, Some(now_ms + ms(wait))).or_report(
-                        "alerter",
-                        "outbox_write",
-                        Severity::Critical,
-                    );
-                }
-                metrics::notified(kind, "retry", batch.len());
-                report(
-                    "alerter",
-                    "delivery_failed",
-                    Severity::Warning,
-                    &format!("{}: {detail}", kind.label()),
-                );
+                ("retry", Next::Backoff)
             }
-            Err(DeliveryError::Permanent(detail)) => {
+            Err(DeliveryError::Permanent(_)) => {
                 // The service answered: it is up, the request was at fault.
                 lane.breaker.on_success(now);
-                for (id, _) in &batch {
-                    outbox
-                        .failed(*id, kind, detail, None)
-                        .or_report("alerter", "outbox_write", Severity::Critical);
-                }
-                metrics::notified(kind, "refused", batch.len());
-                report(
-                    "alerter",
-                    "delivery_refused",
-                    Severity::Warning,
-                    &format!("{}: {detail}", kind.label()),
-                );
+                ("refused", Next::Never)
             }
+        };
+        let error = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let at = |wait: Duration| now_ms.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX / 2));
+        for (id, attempts) in &batch {
+            let written = match next {
+                Next::Delivered => outbox.delivered(*id, kind),
+                Next::Never => outbox.failed(*id, kind, &error, None),
+                Next::After(wait) => outbox.failed(*id, kind, &error, Some(at(wait))),
+                Next::Backoff => {
+                    let wait = full_jitter(*attempts, base, cap, &mut rand::thread_rng());
+                    outbox.failed(*id, kind, &error, Some(at(wait)))
+                }
+            };
+            written.or_report("alerter", "outbox_write", Severity::Critical);
         }
-        lane.idle_until_ms = 0;
+        metrics::notified(kind, label, batch.len());
+        if let Err(problem) = &result {
+            let severity = match problem {
+                DeliveryError::Throttled { .. } => Severity::Info,
+                _ => Severity::Warning,
+            };
+            report("alerter", "delivery", severity, &format!("{}: {problem}", kind.label()));
+        }
         breaker::export(BREAKER_KIND, kind.label(), lane.breaker.state(now));
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{classify, rfc3339, unanswered, DeliveryError, NodeContext};
+use super::{post_json, rfc3339, DeliveryError, NodeContext};
 use crate::alert::Alert;
 use crate::mesh::unix_ms;
 
@@ -82,16 +82,7 @@ impl Alertmanager {
     /// Posts `alerts` in one request.
     pub async fn post(&self, alerts: &[Alert]) -> Result<(), DeliveryError> {
         let body: Vec<PostableAlert> = alerts.iter().map(|a| self.postable(a)).collect();
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| unanswered(&e))?;
-        let (status, headers) = (response.status(), response.headers().clone());
-        let text = response.text().await.unwrap_or_default();
-        classify(status, &headers, &text)
+        post_json(&self.client, &self.url, &body).await
     }
 }
 

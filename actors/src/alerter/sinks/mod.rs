@@ -148,6 +148,14 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &str) -> Result<(
     Err(DeliveryError::Permanent(detail))
 }
 
+/// POSTs `body` as JSON to `url` and sorts the answer ([`classify`]).
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &impl Serialize) -> Result<(), DeliveryError> {
+    let response = client.post(url).json(body).send().await.map_err(|e| unanswered(&e))?;
+    let (status, headers) = (response.status(), response.headers().clone());
+    let text = response.text().await.unwrap_or_default();
+    classify(status, &headers, &text)
+}
+
 /// A request that got no answer: timeout, refused connection, reset.
 pub fn unanswered(error: &reqwest::Error) -> DeliveryError {
     let what = match () {

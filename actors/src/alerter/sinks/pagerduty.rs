@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{classify, rfc3339, shorten, unanswered, DeliveryError, NodeContext};
+use super::{post_json, rfc3339, shorten, DeliveryError, NodeContext};
 use crate::alert::{Alert, Severity};
 
 /// One event as PagerDuty takes it.
@@ -115,16 +115,7 @@ impl PagerDuty {
 
     /// Sends the event for `alert`.
     pub async fn enqueue(&self, alert: &Alert) -> Result<(), DeliveryError> {
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&self.event(alert))
-            .send()
-            .await
-            .map_err(|e| unanswered(&e))?;
-        let (status, headers) = (response.status(), response.headers().clone());
-        let text = response.text().await.unwrap_or_default();
-        classify(status, &headers, &text)
+        post_json(&self.client, &self.url, &self.event(alert)).await
     }
 }
 
