@@ -260,3 +260,72 @@ fn pagerduty_sink_retries_what_can_succeed_and_never_duplicates() {
     assert_eq!(resolve["event_action"], "resolve");
     assert_eq!(trigger["dedup_key"], resolve["dedup_key"]);
 }
+
+/// Requests the fixture got for alerts whose name starts with `prefix`.
+fn telegram_requests(fixture: &Fixture, prefix: &str) -> usize {
+    let escaped = prefix.replace('_', "\\_");
+    fixture
+        .received()
+        .iter()
+        .filter(|r| r.body["text"].as_str().is_some_and(|t| t.contains(&escaped)))
+        .count()
+}
+
+#[test]
+fn a_sink_is_held_to_its_rate_limit_and_paused_by_its_breaker() {
+    let fixture = Fixture::start(Reply::json(200, json!({"ok": true, "result": {}})));
+    let case = telegram(&fixture);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = |name: &str, per_minute: &str| {
+        let mut spec = test_spec(dir.path(), name)
+            .with("X0TTA6BL4_HEALER__ENABLED", "false")
+            .with("X0TTA6BL4_ALERTER__TICK_MS", "20")
+            .with("X0TTA6BL4_ALERTER__RETRY_BASE_MS", "50")
+            .with("X0TTA6BL4_ALERTER__RETRY_CAP_MS", "100")
+            .with("X0TTA6BL4_ALERTER__FAILURES_TO_OPEN", "2")
+            .with("X0TTA6BL4_ALERTER__OPEN_SECS", "60")
+            .with("X0TTA6BL4_ALERTER__PER_MINUTE", per_minute);
+        for (key, value) in &case.env {
+            spec = spec.with(key, value.clone());
+        }
+        NodeProcess::spawn(spec).expect("node starts")
+    };
+
+    // Two deliveries a minute: of four alerts, two go out, two wait.
+    let limited = spec("limited", "2");
+    for n in 0..4 {
+        fire(&limited, &format!("RATE_{n}"));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(telegram_requests(&fixture, "RATE_"), 2, "held to 2 per minute");
+    let waiting = limited.get("/api/v1/alerts").expect("alerts")["outbox"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(waiting, 2, "the other two wait in the outbox");
+
+    // A sink failing twice in a row opens its breaker: no third try.
+    let failing = spec("failing", "600");
+    fixture.script([
+        Reply::json(
+            502,
+            json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}),
+        ),
+        Reply::json(
+            502,
+            json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}),
+        ),
+    ]);
+    fire(&failing, "BREAKER_TRIP");
+    wait_for(Duration::from_secs(10), "breaker open", || {
+        let state = metric(
+            &metrics_text(&failing),
+            "x0tta_breaker_state",
+            &["kind=\"alert_sink\"", "target=\"telegram\""],
+        );
+        (state == 2.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(telegram_requests(&fixture, "BREAKER_TRIP"), 2, "paused while open");
+    let entry = outbox_entry(&failing, "BREAKER_TRIP").expect("still queued");
+    assert_eq!(entry["sinks"]["telegram"]["attempts"], 2);
+}

@@ -341,7 +341,7 @@ impl Forwarder {
         let mut timer = tokio::time::interval(every);
         loop {
             timer.tick().await;
-            self.resend_inits().await;
+            self.resend_handshakes().await;
             let tick = self.reliable.lock().tick(Instant::now());
             for (_, dst, payload) in tick.resend {
                 m::retransmitted();
@@ -361,12 +361,16 @@ impl Forwarder {
         }
     }
 
-    /// Sends again the Inits of handshakes that got no Reply in time.
-    async fn resend_inits(&self) {
+    /// Sends again the handshake messages that may have been lost (see
+    /// [`Sessions::due_handshakes`]).
+    async fn resend_handshakes(&self) {
         let Some(sessions) = &self.sessions else { return };
-        for (dst, init) in sessions.due_inits() {
-            if let Err(reason) = self.transmit(self.frame(FrameKind::Handshake, dst, None, init)).await {
-                tracing::debug!(%reason, %dst, "handshake init not resent");
+        for (dst, message) in sessions.due_handshakes() {
+            if let Err(reason) = self
+                .transmit(self.frame(FrameKind::Handshake, dst, None, message))
+                .await
+            {
+                tracing::debug!(%reason, %dst, "handshake message not resent");
             }
         }
     }

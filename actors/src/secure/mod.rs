@@ -121,10 +121,21 @@ struct State {
     current: LruCache<PeerId, u64>,
     initiating: LruCache<PeerId, Pending>,
     responding: LruCache<u64, Responding>,
+    unconfirmed: LruCache<u64, Unconfirmed>,
     cookies: CookieJar,
     recent_inits: VecDeque<Instant>,
     /// Payload bytes in every pending queue.
     queued_bytes: usize,
+}
+
+/// A Finish this node sent whose session the responder has not yet shown
+/// to be complete (no frame from it opened yet): sent again with traffic and
+/// on the retransmission tick, in case it was lost.
+struct Unconfirmed {
+    peer: PeerId,
+    finish: Bytes,
+    installed: Instant,
+    last_sent: Instant,
 }
 
 /// This node's end-to-end sessions.
@@ -149,6 +160,7 @@ impl Sessions {
             current: LruCache::new(capacity(config.max_sessions)),
             initiating: LruCache::new(capacity(config.max_pending)),
             responding: LruCache::new(capacity(config.max_pending)),
+            unconfirmed: LruCache::new(capacity(config.max_pending)),
             cookies: CookieJar::new(now, Duration::from_secs(config.cookie_rotate_secs.max(1))),
             recent_inits: VecDeque::new(),
             queued_bytes: 0,
@@ -207,9 +219,10 @@ impl Sessions {
         if let Some(session) = current.and_then(|local| state.sessions.get_mut(&local)) {
             let sealed = Bytes::from(session.seal(&inner(kind, &payload)));
             let stale = session.needs_rekey(&self.rekey, now);
+            let local = session.local_id;
             let handshake = match stale && !state.initiating.contains(&dst) {
                 true => Some(self.initiate(&mut state, dst, now)?),
-                false => None,
+                false => self.finish_due(&mut state, local, now),
             };
             return Ok(Outbound {
                 sealed: Some(sealed),
@@ -247,11 +260,14 @@ impl Sessions {
         })
     }
 
-    /// Inits to send again, with their destinations: handshakes still waiting
-    /// for a Reply whose Init went out `init_resend_ms` ago (it or its answer
-    /// was lost, or the responder had not learnt this node's keys yet).
-    /// Handshakes past their timeout are dropped with their queues.
-    pub fn due_inits(&self) -> Vec<(PeerId, Bytes)> {
+    /// Handshake messages to send again, with their destinations: the Init
+    /// of a handshake still waiting for its Reply (it or its answer was lost,
+    /// or the responder had not learnt this node's keys yet), and the Finish
+    /// of a session the responder has not confirmed (a lost Finish would leave
+    /// it holding this node's frames), each once per `init_resend_ms`.
+    /// Handshakes past their timeout are dropped with their queues; Finishes
+    /// are repeated for that long at most.
+    pub fn due_handshakes(&self) -> Vec<(PeerId, Bytes)> {
         let now = Instant::now();
         let resend = Duration::from_millis(self.config.init_resend_ms);
         let mut state = self.state.lock();
@@ -264,15 +280,47 @@ impl Sessions {
         for dst in &expired {
             expire(&mut state, dst);
         }
-        state
-            .initiating
+        let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
+        let given_up: Vec<u64> = state
+            .unconfirmed
+            .iter()
+            .filter(|(_, u)| now.duration_since(u.installed) > timeout)
+            .map(|(local, _)| *local)
+            .collect();
+        for local in given_up {
+            state.unconfirmed.pop(&local);
+        }
+        let finishes = state
+            .unconfirmed
             .iter_mut()
-            .filter(|(_, pending)| now.duration_since(pending.last_sent) >= resend)
-            .map(|(dst, pending)| {
-                pending.last_sent = now;
-                (*dst, pending.init.clone())
-            })
-            .collect()
+            .filter(|(_, u)| now.duration_since(u.last_sent) >= resend)
+            .map(|(_, u)| {
+                u.last_sent = now;
+                (u.peer, u.finish.clone())
+            });
+        let mut due: Vec<(PeerId, Bytes)> = finishes.collect();
+        due.extend(
+            state
+                .initiating
+                .iter_mut()
+                .filter(|(_, pending)| now.duration_since(pending.last_sent) >= resend)
+                .map(|(dst, pending)| {
+                    pending.last_sent = now;
+                    (*dst, pending.init.clone())
+                }),
+        );
+        due
+    }
+
+    /// The Finish of session `local` when it is unconfirmed and was last sent
+    /// `init_resend_ms` ago or more.
+    fn finish_due(&self, state: &mut State, local: u64, now: Instant) -> Option<Bytes> {
+        let resend = Duration::from_millis(self.config.init_resend_ms);
+        let unconfirmed = state.unconfirmed.get_mut(&local)?;
+        (now.duration_since(unconfirmed.last_sent) >= resend).then(|| {
+            unconfirmed.last_sent = now;
+            unconfirmed.finish.clone()
+        })
     }
 
     fn timed_out(&self, pending: &Pending, now: Instant) -> bool {
@@ -309,7 +357,9 @@ impl Sessions {
             let (local, _) = frame_header(&sealed)?;
             let mut state = self.state.lock();
             if let Some(session) = state.sessions.get_mut(&local) {
-                return open_with(session, src, id, hops, &sealed).map(Some);
+                let opened = open_with(session, src, id, hops, &sealed)?;
+                state.unconfirmed.pop(&local);
+                return Ok(Some(opened));
             }
             let waiting = state.responding.get_mut(&local).filter(|r| *r.responder.peer() == src);
             match waiting {
@@ -416,7 +466,17 @@ impl Sessions {
         let pending = state.initiating.pop(&src).ok_or(Reject::UnknownHandshake)?;
         state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&pending.queue));
         let (mut session, finish) = pending.initiator.finish(&self.identity, message, now)?;
+        let finish = Bytes::from(finish);
         metrics::duration(now.duration_since(pending.started));
+        state.unconfirmed.put(
+            session.local_id,
+            Unconfirmed {
+                peer: src,
+                finish: finish.clone(),
+                installed: now,
+                last_sent: now,
+            },
+        );
         let flush = pending
             .queue
             .into_iter()
@@ -424,7 +484,7 @@ impl Sessions {
             .collect();
         self.install(&mut state, session);
         Ok(HandshakeStep {
-            answer: Some(Bytes::from(finish)),
+            answer: Some(finish),
             flush,
             ..HandshakeStep::default()
         })
@@ -433,6 +493,10 @@ impl Sessions {
     fn on_finish(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
         let local = finish_session_id(message)?;
         let mut state = self.state.lock();
+        if !state.responding.contains(&local) && state.sessions.peek(&local).is_some_and(|s| s.peer == src) {
+            // A repeated Finish (the first one arrived after all): nothing to do.
+            return Ok(HandshakeStep::default());
+        }
         let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
         let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
         if *waiting.responder.peer() != src || now.duration_since(waiting.at) > timeout {

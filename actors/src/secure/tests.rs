@@ -29,7 +29,7 @@ fn an_unanswered_init_is_due_again_after_the_resend_interval() {
         .outbound(peer_id(&b), FrameKind::Data, 1, "hello".into())
         .expect("queued");
     let init = out.handshake.expect("an init");
-    let due = a.due_inits();
+    let due = a.due_handshakes();
     assert_eq!(due, vec![(peer_id(&b), init)]);
 }
 
@@ -39,7 +39,7 @@ fn an_init_is_not_due_before_the_resend_interval() {
     a.learn(peer_id(&b), &b.identity.binding().clone());
     a.outbound(peer_id(&b), FrameKind::Data, 1, "hello".into())
         .expect("queued");
-    assert!(a.due_inits().is_empty());
+    assert!(a.due_handshakes().is_empty());
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn a_responder_that_has_not_learnt_the_initiator_answers_once_it_has() {
     assert_eq!(refused, Some(Reject::BindingUnknown));
 
     b.learn(peer_id(&a), &a.identity.binding().clone());
-    let (_, again) = a.due_inits().pop().expect("the init again");
+    let (_, again) = a.due_handshakes().pop().expect("the init again");
     let reply = b
         .on_handshake(peer_id(&a), &again)
         .expect("a reply")
@@ -71,4 +71,42 @@ fn a_responder_that_has_not_learnt_the_initiator_answers_once_it_has() {
         .expect("opens")
         .expect("not held");
     assert_eq!(&opened.payload[..], b"hello");
+}
+
+#[test]
+fn a_lost_finish_is_sent_again_and_releases_the_frames_held_for_it() {
+    let (a, b) = (node(0), node(0));
+    a.learn(peer_id(&b), &b.identity.binding().clone());
+    b.learn(peer_id(&a), &a.identity.binding().clone());
+    let init = a
+        .outbound(peer_id(&b), FrameKind::Data, 9, "held".into())
+        .expect("queued")
+        .handshake
+        .expect("an init");
+    let reply = b
+        .on_handshake(peer_id(&a), &init)
+        .expect("reply")
+        .answer
+        .expect("reply");
+    let step = a.on_handshake(peer_id(&b), &reply).expect("finish");
+    let (id, sealed) = step.flush[0].clone();
+    // The Finish is lost; the sealed message arrives and is held.
+    assert!(b.open(peer_id(&a), id, 2, sealed).expect("held").is_none());
+
+    let (to, finish) = a.due_handshakes().into_iter().next().expect("the finish again");
+    assert_eq!(to, peer_id(&b));
+    let released = b.on_handshake(peer_id(&a), &finish).expect("completes");
+    assert_eq!(released.opened.len(), 1);
+    assert_eq!(&released.opened[0].payload[..], b"held");
+    // A repeated Finish for a complete session is harmless.
+    assert!(b.on_handshake(peer_id(&a), &finish).is_ok());
+
+    // Once a frame from the responder opens, the session is confirmed: no more Finishes.
+    let answer = b
+        .outbound(peer_id(&a), FrameKind::Data, 10, "back".into())
+        .expect("sealed")
+        .sealed
+        .expect("b has the session");
+    a.open(peer_id(&b), 10, 2, answer).expect("opens").expect("delivered");
+    assert!(a.due_handshakes().is_empty());
 }

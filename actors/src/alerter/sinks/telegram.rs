@@ -49,8 +49,19 @@ impl Telegram {
             .build();
         match self.bot.send_message(&params).await {
             Ok(_) => Ok(()),
+            Err(error) if accepted_anyway(&error) => Ok(()),
             Err(error) => Err(sort(error)),
         }
+    }
+}
+
+/// Telegram said `"ok": true` but the message it returned did not decode:
+/// the message was sent, and sending it again would duplicate it.
+fn accepted_anyway(error: &frankenstein::Error) -> bool {
+    match error {
+        frankenstein::Error::JsonDecode { input, .. } => serde_json::from_str::<serde_json::Value>(input)
+            .is_ok_and(|answer| answer["ok"] == serde_json::Value::Bool(true)),
+        _ => false,
     }
 }
 
