@@ -8,7 +8,8 @@ pub const NOTIFICATIONS: &str = "x0tta_alert_notifications_total";
 pub const BACKLOG: &str = "x0tta_alert_outbox_backlog";
 /// Alerts not sent again because they were already firing.
 pub const DEDUPLICATED: &str = "x0tta_alerts_deduplicated_total";
-/// Notifications dropped because the outbox was full.
+/// Notifications dropped, by reason (`full`: the outbox was full;
+/// `unconfigured`: their sink was removed from the configuration).
 pub const DROPPED: &str = "x0tta_alert_outbox_dropped_total";
 /// Alertmanager refreshes of firing alerts, by result.
 pub const REFRESHES: &str = "x0tta_alert_refreshes_total";
@@ -24,10 +25,20 @@ pub fn describe() {
         DEDUPLICATED,
         "Alerts that fired again while firing and were not re-sent"
     );
-    metrics::describe_counter!(DROPPED, "Alert notifications dropped because the outbox was full");
+    metrics::describe_counter!(
+        DROPPED,
+        "Alert notifications dropped, by reason (full outbox, sink no longer configured)"
+    );
     metrics::describe_counter!(REFRESHES, "Posts of firing alerts to Alertmanager to keep them active");
     metrics::counter!(DEDUPLICATED).absolute(0);
-    metrics::counter!(DROPPED).absolute(0);
+    for reason in ["full", "unconfigured"] {
+        metrics::counter!(DROPPED, "reason" => reason).absolute(0);
+    }
+}
+
+/// Counts `count` notifications dropped for `reason`.
+pub fn dropped(reason: &'static str, count: usize) {
+    metrics::counter!(DROPPED, "reason" => reason).increment(count as u64);
 }
 
 /// Counts `count` notifications to `sink` with `result`.

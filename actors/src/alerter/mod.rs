@@ -66,8 +66,14 @@ impl Alerter {
     /// The alerter over `store`, delivering to `sinks`.
     pub fn open(store: &Store, config: &AlerterConfig, sinks: Vec<SinkKind>) -> Result<Self, OutboxError> {
         metrics::describe();
+        let outbox = Outbox::open(store, config.max_outbox, config.max_firing)?;
+        let forgotten = outbox.retain_sinks(&sinks)?;
+        if forgotten > 0 {
+            tracing::warn!(forgotten, "alert notifications for sinks no longer configured dropped");
+            metrics::dropped("unconfigured", forgotten);
+        }
         Ok(Self {
-            outbox: Outbox::open(store, config.max_outbox, config.max_firing)?,
+            outbox,
             sinks,
             repeat_after_ms: config.repeat_after_secs.saturating_mul(1_000),
             generation: AtomicU64::new(0),

@@ -187,7 +187,7 @@ impl Outbox {
             tracing::warn!(id = ?key, "alert outbox full: oldest notification dropped");
         }
         if dropped > 0 {
-            metrics::counter!(super::metrics::DROPPED).increment(dropped as u64);
+            super::metrics::dropped("full", dropped);
         }
         while self.firing.len() > self.max_firing {
             let oldest = self
@@ -269,6 +269,31 @@ impl Outbox {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
+    }
+
+    /// Forgets what waits for sinks not in `configured` (their configuration
+    /// was removed, so nothing would ever deliver it); entries left with no
+    /// sink leave the outbox. Returns how many notifications were forgotten.
+    pub fn retain_sinks(&self, configured: &[SinkKind]) -> Result<usize, OutboxError> {
+        let mut forgotten = 0;
+        for mut entry in self.entries()? {
+            let before = entry.sinks.len();
+            entry.sinks.retain(|sink, _| configured.contains(sink));
+            if entry.sinks.len() == before {
+                continue;
+            }
+            forgotten += before - entry.sinks.len();
+            let key = entry.id.to_be_bytes();
+            if entry.sinks.is_empty() {
+                self.entries.remove(key)?;
+            } else {
+                self.entries.insert(key, serde_json::to_vec(&entry)?)?;
+            }
+        }
+        if forgotten > 0 {
+            self.store.flush()?;
+        }
+        Ok(forgotten)
     }
 
     /// Every entry, oldest first.

@@ -148,3 +148,22 @@ fn without_sinks_nothing_is_stored() {
     );
     assert!(outbox.entries().expect("entries").is_empty());
 }
+
+#[test]
+fn a_sink_no_longer_configured_is_forgotten() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    outbox.record(alert("a"), ALL, 0, HOUR).expect("record");
+    outbox
+        .record(alert("b"), &[SinkKind::Telegram], 0, HOUR)
+        .expect("record");
+    assert_eq!(outbox.retain_sinks(&[SinkKind::Alertmanager]).expect("retain"), 2);
+    let entries = outbox.entries().expect("entries");
+    assert_eq!(entries.len(), 1, "b waited only for Telegram");
+    assert_eq!(entries[0].alert.labels["peer"], "a");
+    assert_eq!(
+        entries[0].sinks.keys().copied().collect::<Vec<_>>(),
+        [SinkKind::Alertmanager]
+    );
+    assert_eq!(outbox.retain_sinks(&[SinkKind::Alertmanager]).expect("retain"), 0);
+}
