@@ -12,6 +12,7 @@
 //! namespaces, which deletes their veths; [`TestNet::new`] first removes
 //! leftovers of runs whose process is gone.
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -532,6 +533,31 @@ impl TestNet {
             net.link(i, (i + 1) % n)?;
         }
         Ok(net)
+    }
+
+    /// Builds `n` hosts joined by a ring plus random chords, `links` links in
+    /// all (at least `n`), drawn from `rng`; returns the links as host pairs.
+    pub fn random_mesh(
+        n: usize,
+        links: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Result<(Self, Vec<(usize, usize)>), NetError> {
+        let mut edges: HashSet<(usize, usize)> = (0..n).map(|i| (i.min((i + 1) % n), i.max((i + 1) % n))).collect();
+        let links = links.min(n * n.saturating_sub(1) / 2);
+        while edges.len() < links {
+            let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
+            if a != b {
+                edges.insert((a.min(b), a.max(b)));
+            }
+        }
+        let mut edges: Vec<_> = edges.into_iter().collect();
+        edges.sort();
+        let mut net = Self::new()?;
+        net.add_hosts(n)?;
+        for (a, b) in &edges {
+            net.link(*a, *b)?;
+        }
+        Ok((net, edges))
     }
 
     /// Host index of the node with `peer_id`.

@@ -2,7 +2,6 @@
 //! SIGKILL and restart, partitions, loss and delay. Needs root and `ip`/`tc`
 //! (reported as SKIPPED otherwise; CI runs them).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -44,23 +43,13 @@ fn ring_of_six() -> Option<TestNet> {
 #[test]
 fn twenty_nodes_in_a_random_mesh_route_between_all_pairs() {
     let _serial = serial();
-    let Some(mut net) = test_net_or_skip() else { return };
+    // Checks availability (and skips loudly) before building the mesh.
+    let Some(probe) = test_net_or_skip() else { return };
+    drop(probe);
     let n = 20;
-    net.add_hosts(n).expect("hosts");
     // A ring for connectivity plus random chords: 30 links, mean degree 3.
-    let mut edges: HashSet<(usize, usize)> = (0..n).map(|i| (i.min((i + 1) % n), i.max((i + 1) % n))).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    while edges.len() < 30 {
-        let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
-        if a != b {
-            edges.insert((a.min(b), a.max(b)));
-        }
-    }
-    let mut edges: Vec<_> = edges.into_iter().collect();
-    edges.sort();
-    for (a, b) in &edges {
-        net.link(*a, *b).expect("link");
-    }
+    let (mut net, edges) = TestNet::random_mesh(n, 30, &mut rng).expect("random mesh");
     net.start_all(&[]).expect("20 nodes start");
     let started = Instant::now();
     let mut last = String::new();

@@ -30,7 +30,7 @@ pub const MAX_NAME: usize = 64;
 pub struct LinkReport {
     /// The neighbour.
     pub peer_id: String,
-    /// Smoothed round-trip time in milliseconds.
+    /// Round-trip time in milliseconds (the smallest of the recent pings).
     pub rtt_ms: f64,
     /// Share of recent pings lost, 0.0 ..= 1.0.
     pub loss: f64,

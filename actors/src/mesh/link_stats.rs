@@ -1,10 +1,11 @@
-//! Per-link quality measured from libp2p ping: smoothed RTT and recent loss.
+//! Per-link quality measured from libp2p ping: smoothed RTT (for people and
+//! the healer), the recent minimum RTT (for routing) and recent loss.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Pings remembered per link for the loss estimate.
-const LOSS_WINDOW: usize = 10;
+/// Pings remembered per link for the loss and minimum RTT estimates.
+const WINDOW: usize = 10;
 /// Weight of a new RTT sample in the moving average.
 const RTT_ALPHA: f64 = 0.3;
 
@@ -12,7 +13,8 @@ const RTT_ALPHA: f64 = 0.3;
 #[derive(Debug, Clone, Default)]
 pub struct LinkStats {
     rtt_ms: Option<f64>,
-    outcomes: VecDeque<bool>,
+    /// The last pings: the RTT of each that came back, `None` for a lost one.
+    outcomes: VecDeque<Option<f64>>,
 }
 
 impl LinkStats {
@@ -23,19 +25,19 @@ impl LinkStats {
             Some(avg) => avg + RTT_ALPHA * (sample - avg),
             None => sample,
         });
-        self.push(true);
+        self.push(Some(sample));
     }
 
     /// Records a ping that timed out or failed.
     pub fn record_failure(&mut self) {
-        self.push(false);
+        self.push(None);
     }
 
-    fn push(&mut self, ok: bool) {
-        if self.outcomes.len() == LOSS_WINDOW {
+    fn push(&mut self, outcome: Option<f64>) {
+        if self.outcomes.len() == WINDOW {
             self.outcomes.pop_front();
         }
-        self.outcomes.push_back(ok);
+        self.outcomes.push_back(outcome);
     }
 
     /// Smoothed RTT in milliseconds (0 until the first ping returns).
@@ -43,12 +45,21 @@ impl LinkStats {
         self.rtt_ms.unwrap_or(0.0)
     }
 
+    /// The smallest RTT of the last pings in milliseconds, what routing weighs
+    /// (0 until one returns). Queueing and scheduling only ever add to a round
+    /// trip, so the minimum tracks the path itself: it drops at once when the
+    /// path gets faster and rises once a whole window of pings was slower,
+    /// instead of following every busy moment of either end.
+    pub fn min_rtt_ms(&self) -> f64 {
+        self.outcomes.iter().flatten().copied().reduce(f64::min).unwrap_or(0.0)
+    }
+
     /// Share of the last pings that were lost.
     pub fn loss(&self) -> f64 {
         if self.outcomes.is_empty() {
             return 0.0;
         }
-        let lost = self.outcomes.iter().filter(|ok| !**ok).count();
+        let lost = self.outcomes.iter().filter(|rtt| rtt.is_none()).count();
         lost as f64 / self.outcomes.len() as f64
     }
 }
@@ -72,5 +83,26 @@ mod tests {
         }
         assert_eq!(stats.loss(), 0.0);
         assert!((stats.rtt_ms() - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn routing_rtt_is_the_recent_minimum() {
+        let mut stats = LinkStats::default();
+        assert_eq!(stats.min_rtt_ms(), 0.0);
+        for ms in [3, 9, 2, 12, 4] {
+            stats.record_success(Duration::from_millis(ms));
+        }
+        stats.record_failure();
+        assert!((stats.min_rtt_ms() - 2.0).abs() < 1e-9, "busy moments do not count");
+        assert!(stats.rtt_ms() > 4.0, "the smoothed RTT follows them");
+        for _ in 0..WINDOW {
+            stats.record_success(Duration::from_millis(20));
+        }
+        assert!(
+            (stats.min_rtt_ms() - 20.0).abs() < 1e-9,
+            "a slower path shows after a window"
+        );
+        stats.record_success(Duration::from_millis(5));
+        assert!((stats.min_rtt_ms() - 5.0).abs() < 1e-9, "a faster one at once");
     }
 }

@@ -70,7 +70,8 @@ pub enum MeshError {
 pub struct LinkQuality {
     /// The neighbour.
     pub peer: PeerId,
-    /// Smoothed round-trip time in milliseconds.
+    /// Round-trip time routing weighs, in milliseconds: the smallest of the
+    /// recent pings.
     pub rtt_ms: f64,
     /// Share of recent pings lost.
     pub loss: f64,

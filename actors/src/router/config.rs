@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::graph::Hysteresis;
+
 /// Routing and forwarding limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +26,11 @@ pub struct RouterConfig {
     pub queue_timeout_ms: u64,
     /// Milliseconds between two route recomputations when the graph changed.
     pub recompute_interval_ms: u64,
+    /// The path in use keeps its traffic while it costs at most this many
+    /// percent more than the best path…
+    pub hysteresis_percent: u64,
+    /// …or at most this many microseconds of round trip more, whichever is larger.
+    pub hysteresis_floor_us: u64,
     /// Frames per second one neighbour may send (token bucket refill).
     pub frames_per_sec_per_peer: u32,
     /// Frames one neighbour may send in a burst.
@@ -51,6 +58,8 @@ impl Default for RouterConfig {
             queue_timeout_ms: 100,
             // Quick enough that a topology change costs one tenth of a second.
             recompute_interval_ms: 100,
+            hysteresis_percent: Hysteresis::default().percent,
+            hysteresis_floor_us: Hysteresis::default().floor,
             // Far above what one neighbour carries here, far below a flood.
             frames_per_sec_per_peer: 50_000,
             frame_burst: 10_000,
@@ -61,6 +70,14 @@ impl Default for RouterConfig {
 }
 
 impl RouterConfig {
+    /// The route hysteresis in routing cost units (1 µs of RTT = 1 unit).
+    pub fn hysteresis(&self) -> Hysteresis {
+        Hysteresis {
+            percent: self.hysteresis_percent,
+            floor: self.hysteresis_floor_us,
+        }
+    }
+
     /// Queue timeout as a duration.
     pub fn queue_timeout(&self) -> Duration {
         Duration::from_millis(self.queue_timeout_ms)

@@ -18,8 +18,38 @@ use libp2p::PeerId;
 /// Cost of one link in routing units (1,000 units = 1 ms of round-trip time).
 pub type Cost = u64;
 
-/// A path within this share of the best keeps its traffic (route stability).
-pub const HYSTERESIS_PERCENT: Cost = 10;
+/// How much costlier than the best path the path in use may be before traffic
+/// moves: RTT noise between near-equal paths must not flip next hops back and
+/// forth (each flip reorders messages in flight and, while neighbours' views
+/// differ, can open a transient loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hysteresis {
+    /// Tolerance as a share of the best path's cost, in percent.
+    pub percent: Cost,
+    /// Tolerance never below this many cost units (1,000 = 1 ms), so that
+    /// sub-millisecond jitter on fast links does not count as a better path.
+    pub floor: Cost,
+}
+
+impl Hysteresis {
+    /// The most the path in use may cost while the best costs `best`.
+    pub fn tolerance(&self, best: Cost) -> Cost {
+        let share = best.saturating_mul(self.percent) / 100;
+        best.saturating_add(share.max(self.floor))
+    }
+}
+
+impl Default for Hysteresis {
+    /// 10 % or 1 ms, whichever is larger: one hop's worth, above the jitter of
+    /// recent-minimum RTTs between equal links (`bench stability`), far below
+    /// what a slow, loaded or lossy link adds.
+    fn default() -> Self {
+        Self {
+            percent: 10,
+            floor: 1_000,
+        }
+    }
+}
 
 /// Base cost of every hop, so equal-RTT paths prefer fewer hops (1 ms).
 const HOP_COST: f64 = 1_000.0;
@@ -56,6 +86,8 @@ pub struct Graph {
     adj: HashMap<PeerId, Vec<(PeerId, Cost)>>,
     /// Nodes that may be destinations but never relays (policy).
     no_transit: HashSet<PeerId>,
+    /// When the previous next hop keeps its traffic.
+    hysteresis: Hysteresis,
 }
 
 /// One route of the routing table.
@@ -168,13 +200,17 @@ impl Graph {
         self
     }
 
+    /// The graph with `hysteresis` deciding when a previous next hop is kept.
+    pub fn with_hysteresis(mut self, hysteresis: Hysteresis) -> Self {
+        self.hysteresis = hysteresis;
+        self
+    }
+
     /// The routing table of `local`: a primary and, where one exists, a loop-free
     /// backup next hop for every reachable destination.
     ///
     /// With a `previous` table, a destination keeps its previous next hop while
-    /// that path is loop free and costs at most [`HYSTERESIS_PERCENT`] more than the
-    /// best one: RTT noise between equal paths must not flip traffic back and forth
-    /// (each flip reorders messages in flight).
+    /// that path is loop free and costs no more than the [`Hysteresis`] tolerates.
     pub fn routing_table(&self, local: PeerId, previous: Option<&HashMap<PeerId, Route>>) -> HashMap<PeerId, Route> {
         let from_local = self.shortest_paths(local);
         let neighbours = self.neighbours(&local);
@@ -206,7 +242,7 @@ impl Graph {
 
         let mut table = HashMap::with_capacity(from_local.len());
         for (dest, reach) in &from_local {
-            let tolerance = reach.dist.saturating_add(reach.dist * HYSTERESIS_PERCENT / 100);
+            let tolerance = self.hysteresis.tolerance(reach.dist);
             let kept = previous
                 .and_then(|p| p.get(dest))
                 .filter(|prev| prev.next != reach.first_hop)
@@ -370,6 +406,30 @@ mod tests {
         let mut previous = graph.routing_table(ids2[0], None);
         previous.get_mut(&ids2[3]).expect("route").next = ids2[2];
         assert_eq!(graph.routing_table(ids2[0], Some(&previous))[&ids2[3]].next, ids2[1]);
+    }
+
+    #[test]
+    fn jitter_below_the_floor_does_not_move_traffic_on_fast_links() {
+        // Sub-millisecond links: via b costs 2,100, via c 2,900 (38 % more, 0.8 ms).
+        let (ids, reports) = topology(4, &[(0, 1, 1_050), (1, 3, 1_050), (0, 2, 1_450), (2, 3, 1_450)]);
+        let me = ids[0];
+        let graph = Graph::build(me, &reports[&me], &reports);
+        let mut previous = graph.routing_table(me, None);
+        assert_eq!(previous[&ids[3]].next, ids[1]);
+        previous.get_mut(&ids[3]).expect("route").next = ids[2];
+        let kept = graph.clone().routing_table(me, Some(&previous));
+        assert_eq!(kept[&ids[3]].next, ids[2], "0.8 ms worse is within the 1 ms floor");
+        let percent_only = Hysteresis { percent: 10, floor: 0 };
+        let moved = graph.with_hysteresis(percent_only).routing_table(me, Some(&previous));
+        assert_eq!(moved[&ids[3]].next, ids[1], "without the floor 38 % is too much");
+    }
+
+    #[test]
+    fn the_tolerance_is_a_share_of_the_cost_or_the_floor_whichever_is_larger() {
+        let h = Hysteresis::default();
+        assert_eq!(h.tolerance(2_000), 3_000);
+        assert_eq!(h.tolerance(30_000), 33_000);
+        assert_eq!(h.tolerance(Cost::MAX), Cost::MAX);
     }
 
     #[test]

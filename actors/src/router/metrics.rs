@@ -12,6 +12,7 @@ const ROUTES: &str = "x0tta_routes";
 const RETRANSMITTED: &str = "x0tta_router_reliable_retransmissions_total";
 const ACKNOWLEDGED: &str = "x0tta_router_reliable_acknowledged_total";
 const RECOMPUTE: &str = "x0tta_router_recompute_seconds";
+const NEXT_HOP_CHANGES: &str = "x0tta_router_next_hop_changes_total";
 
 /// Registers help texts of every router metric.
 pub fn describe() {
@@ -34,6 +35,11 @@ pub fn describe() {
     );
     metrics::describe_counter!(ACKNOWLEDGED, "Reliable messages this node sent that were acknowledged");
     metrics::describe_histogram!(RECOMPUTE, "Time to rebuild the graph and routing table");
+    metrics::describe_counter!(
+        NEXT_HOP_CHANGES,
+        "Destinations whose primary next hop changed on a routing table rebuild"
+    );
+    metrics::counter!(NEXT_HOP_CHANGES).absolute(0);
 }
 
 pub(super) fn rejected(reason: RejectReason) {
@@ -60,8 +66,9 @@ pub(super) fn report_received(reason: &'static str) {
     metrics::counter!(REPORTS, "reason" => reason).increment(1);
 }
 
-pub(super) fn routes(count: usize, seconds: f64) {
+pub(super) fn routes(count: usize, next_hop_changes: usize, seconds: f64) {
     metrics::gauge!(ROUTES).set(count as f64);
+    metrics::counter!(NEXT_HOP_CHANGES).increment(next_hop_changes as u64);
     metrics::histogram!(RECOMPUTE).record(seconds);
 }
 

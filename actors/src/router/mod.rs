@@ -124,9 +124,16 @@ impl RouterActor {
             .filter(|(_, info)| info.transit_barred)
             .map(|(peer, _)| *peer)
             .collect();
-        self.graph = Graph::build(self.local, &self.local_links, &reports).without_transit_through(barred);
-        let table = self.graph.routing_table(self.local, Some(&self.forwarder.table()));
-        metrics::routes(table.len(), started.elapsed().as_secs_f64());
+        self.graph = Graph::build(self.local, &self.local_links, &reports)
+            .without_transit_through(barred)
+            .with_hysteresis(self.config.hysteresis());
+        let previous = self.forwarder.table();
+        let table = self.graph.routing_table(self.local, Some(&previous));
+        let changed = table
+            .iter()
+            .filter(|(dest, route)| previous.get(*dest).is_some_and(|old| old.next != route.next))
+            .count();
+        metrics::routes(table.len(), changed, started.elapsed().as_secs_f64());
         self.forwarder.install_table(table);
         self.dirty = false;
     }

@@ -10,6 +10,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- xdp [--quick]       # root: namespaces, XDP
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- pqc [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
 //! ```
 
 mod heal;
@@ -18,6 +19,7 @@ mod mesh;
 mod peers;
 mod pqc;
 mod reroute;
+mod stability;
 mod xdp;
 
 fn main() {
@@ -30,9 +32,10 @@ fn main() {
         Some("xdp") => xdp::run(quick),
         Some("pqc") => pqc::run(quick),
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
+        Some("stability") => stability::run(quick),
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability"
             );
             std::process::exit(2);
         }
