@@ -328,4 +328,21 @@ fn a_sink_is_held_to_its_rate_limit_and_paused_by_its_breaker() {
     assert_eq!(telegram_requests(&fixture, "BREAKER_TRIP"), 2, "paused while open");
     let entry = outbox_entry(&failing, "BREAKER_TRIP").expect("still queued");
     assert_eq!(entry["sinks"]["telegram"]["attempts"], 2);
+
+    // An idle sink whose limit is spent sends a new alert as soon as the
+    // limit allows (10 a minute: one more every 6 s), not only when yet
+    // another alert comes along.
+    let refilled = spec("refilled", "10");
+    for n in 0..10 {
+        fire(&refilled, &format!("REFILL_{n}"));
+    }
+    wait_for(Duration::from_secs(10), "the first ten sent", || {
+        (telegram_requests(&fixture, "REFILL_") == 10).then_some(())
+    });
+    fire(&refilled, "REFILL_LATE");
+    wait_for(
+        Duration::from_secs(15),
+        "the eleventh sent once the limit allows",
+        || (telegram_requests(&fixture, "REFILL_LATE") == 1).then_some(()),
+    );
 }

@@ -276,6 +276,13 @@ impl NodeConfig {
         if alerter.max_outbox == 0 || alerter.max_firing == 0 {
             return invalid("alerter.max_outbox", "and alerter.max_firing must be at least 1");
         }
+        const DAY_SECS: u64 = 24 * 3_600;
+        if alerter.open_secs > DAY_SECS || alerter.alertmanager_refresh_secs > DAY_SECS {
+            return invalid(
+                "alerter.open_secs",
+                "and alerter.alertmanager_refresh_secs must be at most a day (86400)",
+            );
+        }
         Ok(())
     }
 }
@@ -354,6 +361,19 @@ mod tests {
             jail.set_env("TELEGRAM_BOT_TOKEN", "123:abc");
             let err = NodeConfig::load(None).expect_err("no chat");
             assert!(err.to_string().contains("TELEGRAM_CHAT_ID"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn alerter_pauses_longer_than_a_day_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("X0TTA6BL4_ALERTER__OPEN_SECS", "18446744073709551615");
+            let err = NodeConfig::load(None).expect_err("open_secs too long");
+            assert!(err.to_string().contains("alerter.open_secs"), "{err}");
+            jail.set_env("X0TTA6BL4_ALERTER__OPEN_SECS", "30");
+            jail.set_env("X0TTA6BL4_ALERTER__ALERTMANAGER_REFRESH_SECS", "100000");
+            assert!(NodeConfig::load(None).is_err());
             Ok(())
         });
     }

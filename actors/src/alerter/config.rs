@@ -59,6 +59,10 @@ pub struct AlerterConfig {
     /// Firing alerts are posted to Alertmanager again this often (seconds),
     /// and stay valid there for four times as long.
     pub alertmanager_refresh_secs: u64,
+    /// A firing alert not raised again for this many seconds is resolved by
+    /// the alerter: most alerts are events (a refused handshake, a breaker
+    /// that opened) that nothing else resolves. 0: never.
+    pub firing_ttl_secs: u64,
     /// Most alerts kept in the outbox; beyond it the oldest go (counted).
     pub max_outbox: usize,
     /// Most distinct firing alerts remembered for dedupe.
@@ -84,6 +88,7 @@ impl Default for AlerterConfig {
             per_minute: 20,
             repeat_after_secs: 4 * 3600,
             alertmanager_refresh_secs: 60,
+            firing_ttl_secs: 3_600,
             max_outbox: 10_000,
             max_firing: 10_000,
         }

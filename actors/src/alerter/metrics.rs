@@ -8,11 +8,13 @@ pub const NOTIFICATIONS: &str = "x0tta_alert_notifications_total";
 pub const BACKLOG: &str = "x0tta_alert_outbox_backlog";
 /// Alerts not sent again because they were already firing.
 pub const DEDUPLICATED: &str = "x0tta_alerts_deduplicated_total";
-/// Notifications dropped, by reason (`full`: the outbox was full;
-/// `unconfigured`: their sink was removed from the configuration).
+/// Notifications (one per sink) dropped, by reason (`full`: the outbox was
+/// full; `unconfigured`: their sink was removed from the configuration).
 pub const DROPPED: &str = "x0tta_alert_outbox_dropped_total";
 /// Alertmanager refreshes of firing alerts, by result.
 pub const REFRESHES: &str = "x0tta_alert_refreshes_total";
+/// Firing alerts resolved by the alerter because nothing raised them again.
+pub const EXPIRED: &str = "x0tta_alerts_expired_total";
 
 /// Describes the alerter's metrics.
 pub fn describe() {
@@ -30,6 +32,11 @@ pub fn describe() {
         "Alert notifications dropped, by reason (full outbox, sink no longer configured)"
     );
     metrics::describe_counter!(REFRESHES, "Posts of firing alerts to Alertmanager to keep them active");
+    metrics::describe_counter!(
+        EXPIRED,
+        "Firing alerts resolved by the alerter after firing_ttl_secs without being raised again"
+    );
+    metrics::counter!(EXPIRED).absolute(0);
     metrics::counter!(DEDUPLICATED).absolute(0);
     for reason in ["full", "unconfigured"] {
         metrics::counter!(DROPPED, "reason" => reason).absolute(0);

@@ -30,6 +30,7 @@ use sinks::{DeliveryError, NodeContext, Sink, SinkKind};
 
 use crate::alert::{self, Alert, AlertSink, Severity};
 use crate::breaker::backoff::full_jitter;
+use crate::breaker::circuit::BreakerState;
 use crate::breaker::{self, CircuitBreaker};
 use crate::errors::{report, Reported};
 use crate::mesh::unix_ms;
@@ -40,6 +41,13 @@ const BREAKER_KIND: &str = "alert_sink";
 
 /// How often the backlog gauge is refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Longest pause a 429 may impose: a bogus `Retry-After` must not silence a
+/// sink for years.
+const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(3_600);
+
+/// How often firing alerts are checked against `firing_ttl_secs`.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
 /// Takes alerts from every subsystem and stores them for delivery.
 pub struct Alerter {
@@ -125,7 +133,7 @@ pub fn configured_sinks(config: &AlerterConfig, node: &NodeContext) -> Result<Ve
     let client = sinks::client(config.timeout())?;
     let mut out = Vec::new();
     if let Some(url) = &config.alertmanager_url {
-        let valid_for = Duration::from_secs(config.alertmanager_refresh_secs.max(1) * 4);
+        let valid_for = Duration::from_secs(config.alertmanager_refresh_secs.max(1).saturating_mul(4));
         out.push(Sink::Alertmanager(sinks::alertmanager::Alertmanager::new(
             client.clone(),
             url,
@@ -240,6 +248,8 @@ impl AlerterActor {
                 continue;
             }
             if lane.breaker.allow(now).is_err() || lane.limiter.check().is_err() {
+                // Held back, not idle: look again on the next tick.
+                lane.idle_until_ms = 0;
                 continue;
             }
             breaker::export(BREAKER_KIND, kind.label(), lane.breaker.state(now));
@@ -279,8 +289,10 @@ impl AlerterActor {
             }
             Err(DeliveryError::Throttled { retry_after, .. }) => {
                 let attempts = batch.iter().map(|b| b.1).max().unwrap_or(0);
-                let wait = retry_after.unwrap_or_else(|| full_jitter(attempts, base, cap, &mut rand::thread_rng()));
-                lane.paused_until = Some(now + wait);
+                let wait = retry_after
+                    .unwrap_or_else(|| full_jitter(attempts, base, cap, &mut rand::thread_rng()))
+                    .min(MAX_THROTTLE_WAIT);
+                lane.paused_until = now.checked_add(wait);
                 ("throttled", Next::After(wait))
             }
             Err(DeliveryError::Transient(_)) => {
@@ -319,15 +331,21 @@ impl AlerterActor {
     }
 
     /// Posts every firing alert to Alertmanager again, so none expires there
-    /// while it still fires. A failed refresh waits for the next one.
+    /// while it still fires. The refresh takes the Alertmanager lane like a
+    /// delivery (never beside one, so a stale firing post cannot land after
+    /// the resolve; not while the sink is paused or its breaker is open). A
+    /// failed refresh waits for the next one.
     fn refresh(&mut self, ctx: &mut Context<Self>) {
-        let Some(Sink::Alertmanager(alertmanager)) = self
-            .lanes
-            .iter()
-            .map(|l| &l.sink)
-            .find(|s| s.kind() == SinkKind::Alertmanager)
-            .cloned()
-        else {
+        let now = Instant::now();
+        let Some(index) = self.lanes.iter().position(|l| l.sink.kind() == SinkKind::Alertmanager) else {
+            return;
+        };
+        let lane = &mut self.lanes[index];
+        let paused = lane.paused_until.is_some_and(|t| now < t);
+        if lane.busy || paused || lane.breaker.state(now) != BreakerState::Closed {
+            return;
+        }
+        let Sink::Alertmanager(alertmanager) = lane.sink.clone() else {
             return;
         };
         let Some(firing) = self
@@ -341,19 +359,45 @@ impl AlerterActor {
         if firing.is_empty() {
             return;
         }
+        lane.busy = true;
         let refresh = async move {
             for chunk in firing.chunks(sinks::alertmanager::BATCH) {
                 alertmanager.post(chunk).await?;
             }
             Ok::<(), DeliveryError>(())
         };
-        ctx.spawn(refresh.into_actor(self).map(|result, _, _| {
+        ctx.spawn(refresh.into_actor(self).map(move |result, actor, ctx| {
+            if let Some(lane) = actor.lanes.get_mut(index) {
+                lane.busy = false;
+            }
             let label = if result.is_ok() { "ok" } else { "failed" };
             ::metrics::counter!(metrics::REFRESHES, "result" => label).increment(1);
             if let Err(error) = result {
                 report("alerter", "refresh_failed", Severity::Info, &error);
             }
+            actor.pump(ctx);
         }));
+    }
+
+    /// Resolves firing alerts nothing raised again for `firing_ttl_secs`.
+    fn expire(&mut self, _: &mut Context<Self>) {
+        let ttl_ms = self.config.firing_ttl_secs.saturating_mul(1_000);
+        if ttl_ms == 0 {
+            return;
+        }
+        let Some(stale) =
+            self.alerter
+                .outbox
+                .stale(unix_ms(), ttl_ms)
+                .or_report("alerter", "outbox_read", Severity::Critical)
+        else {
+            return;
+        };
+        for alert in stale {
+            tracing::info!(alert = %alert.name, ttl_secs = self.config.firing_ttl_secs, "firing alert not raised again: resolved");
+            ::metrics::counter!(metrics::EXPIRED).increment(1);
+            self.alerter.emit(alert.resolved());
+        }
     }
 
     fn export_backlog(&self) {
@@ -379,6 +423,7 @@ impl Actor for AlerterActor {
         ctx.run_interval(Duration::from_millis(self.config.tick_ms.max(1)), Self::pump);
         let refresh = Duration::from_secs(self.config.alertmanager_refresh_secs.max(1));
         ctx.run_interval(refresh, Self::refresh);
+        ctx.run_interval(EXPIRE_EVERY, Self::expire);
         for lane in &self.lanes {
             tracing::info!(sink = lane.sink.kind().label(), "alert sink on");
         }

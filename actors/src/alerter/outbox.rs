@@ -1,16 +1,21 @@
-//! The durable outbox: every notification is written to sled (and flushed)
-//! before any sink sees it, and leaves only when each of its sinks has
-//! accepted it. A second tree remembers firing alerts by fingerprint, so an
-//! alert that fires again is not sent again, and a resolve is sent only for
-//! an alert that fired.
+//! The durable outbox: every notification is written to sled in one
+//! transaction (and flushed before [`Outbox::record`] returns) before it is
+//! handed to any sink, and leaves only when each of its sinks has accepted
+//! it. A second tree remembers firing alerts by fingerprint, so an alert that
+//! fires again is not sent again, and a resolve is sent only for an alert
+//! that fired. Notifications about one alert reach a sink in the order they
+//! were recorded: a resolve never overtakes a firing notification waiting
+//! for a retry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::sinks::SinkKind;
-use crate::alert::Alert;
+use crate::alert::{Alert, Severity};
+use crate::errors::report;
 use crate::store::{Store, StoreError};
 
 const ENTRIES_TREE: &str = "alert_outbox";
@@ -44,7 +49,18 @@ pub struct Entry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Firing {
     alert: Alert,
+    /// When it was last sent.
     notified_ms: u64,
+    /// When it was last raised (sent or deduplicated); 0 in records written
+    /// before this was kept, read as `notified_ms`.
+    #[serde(default)]
+    seen_ms: u64,
+}
+
+impl Firing {
+    fn last_seen_ms(&self) -> u64 {
+        self.seen_ms.max(self.notified_ms)
+    }
 }
 
 /// What a sink may try now.
@@ -139,6 +155,12 @@ impl Outbox {
             let mut alert = alert.clone();
             match (alert.is_resolved(), known) {
                 (false, Some(known)) if now_ms.saturating_sub(known.notified_ms) < repeat_after_ms => {
+                    let seen = Firing {
+                        seen_ms: now_ms,
+                        ..known
+                    };
+                    let bytes = serde_json::to_vec(&seen).map_err(ConflictableTransactionError::Abort)?;
+                    firing.insert(fingerprint.as_bytes(), bytes)?;
                     return Ok(Recorded::Duplicate);
                 }
                 (false, known) => {
@@ -148,6 +170,7 @@ impl Outbox {
                     let remembered = Firing {
                         alert: alert.clone(),
                         notified_ms: now_ms,
+                        seen_ms: now_ms,
                     };
                     let bytes = serde_json::to_vec(&remembered).map_err(ConflictableTransactionError::Abort)?;
                     firing.insert(fingerprint.as_bytes(), bytes)?;
@@ -172,18 +195,20 @@ impl Outbox {
         })?;
         if recorded == Recorded::Queued(id) {
             self.trim()?;
+            self.store.flush()?;
         }
-        self.store.flush()?;
         Ok(recorded)
     }
 
     /// Drops the oldest entries and firing alerts beyond the bounds; returns
-    /// how many notifications were dropped.
+    /// how many notifications (one per sink) were dropped.
     fn trim(&self) -> Result<usize, OutboxError> {
         let mut dropped = 0;
         while self.entries.len() > self.max_entries {
-            let Some((key, _)) = self.entries.pop_min()? else { break };
-            dropped += 1;
+            let Some((key, value)) = self.entries.pop_min()? else {
+                break;
+            };
+            dropped += serde_json::from_slice::<Entry>(&value).map_or(1, |e| e.sinks.len());
             tracing::warn!(id = ?key, "alert outbox full: oldest notification dropped");
         }
         if dropped > 0 {
@@ -191,26 +216,35 @@ impl Outbox {
         }
         while self.firing.len() > self.max_firing {
             let oldest = self
-                .firing_alerts()?
+                .firing_records()?
                 .into_iter()
-                .min_by_key(|(_, notified)| *notified)
-                .map(|(alert, _)| alert.fingerprint());
+                .min_by_key(Firing::last_seen_ms)
+                .map(|firing| firing.alert);
             let Some(oldest) = oldest else { break };
-            self.firing.remove(oldest.as_bytes())?;
+            tracing::warn!(alert = %oldest.name, "too many firing alerts: the one raised longest ago is forgotten (its resolve will not be sent)");
+            self.firing.remove(oldest.fingerprint().as_bytes())?;
         }
         Ok(dropped)
     }
 
     /// Entries `sink` may try at `now_ms`, oldest first, at most `limit`;
     /// when none is, the earliest time one will be (`None`: nothing waits).
+    /// At most one notification per alert is due at a time, the oldest: a
+    /// later one (its resolve, say) waits until the earlier is accepted or
+    /// refused for good.
     pub fn due(&self, sink: SinkKind, now_ms: u64, limit: usize) -> Result<Due, OutboxError> {
         let mut due = Due::default();
+        let mut held = HashSet::new();
         for item in self.entries.iter() {
-            let (_, bytes) = item?;
-            let entry: Entry = serde_json::from_slice(&bytes)?;
+            let Some(entry) = readable::<Entry>(&self.entries, item)? else {
+                continue;
+            };
             let Some(progress) = entry.sinks.get(&sink).filter(|p| !p.failed) else {
                 continue;
             };
+            if !held.insert(entry.alert.fingerprint()) {
+                continue;
+            }
             if progress.next_attempt_ms > now_ms {
                 let next = due
                     .next_ms
@@ -298,10 +332,11 @@ impl Outbox {
 
     /// Every entry, oldest first.
     pub fn entries(&self) -> Result<Vec<Entry>, OutboxError> {
-        self.entries
-            .iter()
-            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
-            .collect()
+        let mut entries = Vec::new();
+        for item in self.entries.iter() {
+            entries.extend(readable(&self.entries, item)?);
+        }
+        Ok(entries)
     }
 
     /// Notifications still waiting for `sink` (failed ones included).
@@ -309,20 +344,53 @@ impl Outbox {
         Ok(self.entries()?.iter().filter(|e| e.sinks.contains_key(&sink)).count())
     }
 
-    /// Alerts firing now, with when they were last notified.
-    fn firing_alerts(&self) -> Result<Vec<(Alert, u64)>, OutboxError> {
-        self.firing
-            .iter()
-            .map(|item| {
-                let firing: Firing = serde_json::from_slice(&item?.1)?;
-                Ok((firing.alert, firing.notified_ms))
-            })
-            .collect()
+    fn firing_records(&self) -> Result<Vec<Firing>, OutboxError> {
+        let mut records = Vec::new();
+        for item in self.firing.iter() {
+            records.extend(readable(&self.firing, item)?);
+        }
+        Ok(records)
     }
 
     /// Alerts firing now.
     pub fn firing(&self) -> Result<Vec<Alert>, OutboxError> {
-        Ok(self.firing_alerts()?.into_iter().map(|(alert, _)| alert).collect())
+        Ok(self.firing_records()?.into_iter().map(|f| f.alert).collect())
+    }
+
+    /// Firing alerts not raised again since `now_ms - ttl_ms`: events (a
+    /// refused handshake, a breaker that opened) that no one will resolve.
+    pub fn stale(&self, now_ms: u64, ttl_ms: u64) -> Result<Vec<Alert>, OutboxError> {
+        let cutoff = now_ms.saturating_sub(ttl_ms);
+        Ok(self
+            .firing_records()?
+            .into_iter()
+            .filter(|f| f.last_seen_ms() < cutoff)
+            .map(|f| f.alert)
+            .collect())
+    }
+}
+
+/// Decodes one stored record. A record that does not decode (damaged, or
+/// written by another version) can never be delivered: it is removed and
+/// reported rather than left to stop every read of the outbox.
+fn readable<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    item: sled::Result<(sled::IVec, sled::IVec)>,
+) -> Result<Option<T>, OutboxError> {
+    let (key, bytes) = item?;
+    match serde_json::from_slice(&bytes) {
+        Ok(record) => Ok(Some(record)),
+        Err(error) => {
+            tree.remove(&key)?;
+            let tree_name = String::from_utf8_lossy(&tree.name()).into_owned();
+            report(
+                "alerter",
+                "unreadable_record",
+                Severity::Warning,
+                &format!("{tree_name} record of {} bytes removed: {error}", bytes.len()),
+            );
+            Ok(None)
+        }
     }
 }
 

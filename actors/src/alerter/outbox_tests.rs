@@ -167,3 +167,77 @@ fn a_sink_no_longer_configured_is_forgotten() {
     );
     assert_eq!(outbox.retain_sinks(&[SinkKind::Alertmanager]).expect("retain"), 0);
 }
+
+#[test]
+fn a_resolve_waits_behind_its_firing_notification() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    let sink = SinkKind::Telegram;
+    let Recorded::Queued(firing) = outbox.record(alert("a"), &[sink], 0, HOUR).expect("record") else {
+        panic!("queued")
+    };
+    outbox.record(alert("b"), &[sink], 0, HOUR).expect("record");
+    let due = outbox.due(sink, 0, 10).expect("due");
+    let peers: Vec<&str> = due.entries.iter().map(|e| e.alert.labels["peer"].as_str()).collect();
+    assert_eq!(peers, ["a", "b"], "different alerts go together");
+
+    outbox.failed(firing, sink, "HTTP 502", Some(5_000)).expect("failed");
+    outbox
+        .record(alert("a").resolved(), &[sink], 100, HOUR)
+        .expect("record");
+    let due = outbox.due(sink, 200, 10).expect("due");
+    let peers: Vec<&str> = due.entries.iter().map(|e| e.alert.labels["peer"].as_str()).collect();
+    assert_eq!(peers, ["b"], "a's resolve does not overtake a's firing notification");
+    assert_eq!(due.next_ms, Some(5_000));
+
+    let due = outbox.due(sink, 5_000, 10).expect("due");
+    let a: Vec<bool> = due
+        .entries
+        .iter()
+        .filter(|e| e.alert.labels["peer"] == "a")
+        .map(|e| e.alert.is_resolved())
+        .collect();
+    assert_eq!(a, [false], "one notification per alert at a time, the firing one first");
+    outbox.delivered(firing, sink).expect("delivered");
+    let due = outbox.due(sink, 5_000, 10).expect("due");
+    assert!(due
+        .entries
+        .iter()
+        .any(|e| e.alert.labels["peer"] == "a" && e.alert.is_resolved()));
+}
+
+#[test]
+fn an_unreadable_record_is_removed_not_left_to_block_the_outbox() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    outbox.record(alert("a"), ALL, 0, HOUR).expect("record");
+    store
+        .tree(ENTRIES_TREE)
+        .expect("tree")
+        .insert(u64::MAX.to_be_bytes(), b"{not json".to_vec())
+        .expect("insert");
+    let due = outbox.due(SinkKind::Telegram, 0, 10).expect("due");
+    assert_eq!(due.entries.len(), 1, "the readable entry is still delivered");
+    assert_eq!(outbox.entries().expect("entries").len(), 1, "the damaged one is gone");
+}
+
+#[test]
+fn a_firing_alert_not_raised_again_goes_stale() {
+    let store = Store::temporary().expect("store");
+    let outbox = outbox(&store);
+    outbox.record(alert("a"), ALL, 1_000, HOUR).expect("record");
+    outbox.record(alert("b"), ALL, 1_000, HOUR).expect("record");
+    assert_eq!(
+        outbox.record(alert("b"), ALL, 50_000, HOUR).expect("record"),
+        Recorded::Duplicate,
+        "raised again: still firing, not sent again"
+    );
+    let stale: Vec<String> = outbox
+        .stale(62_000, 60_000)
+        .expect("stale")
+        .iter()
+        .map(|a| a.labels["peer"].clone())
+        .collect();
+    assert_eq!(stale, ["a"], "b was raised again 12 s ago");
+    assert!(outbox.stale(61_000, 0).expect("stale").len() == 2);
+}

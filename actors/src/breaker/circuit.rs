@@ -59,6 +59,9 @@ impl BreakerState {
     }
 }
 
+/// Longest pause of an open breaker, whatever the configuration says.
+const MAX_OPEN: Duration = Duration::from_secs(24 * 3_600);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Inner {
     Closed { failures: u32 },
@@ -132,7 +135,7 @@ impl CircuitBreaker {
     /// Records a failed call.
     pub fn on_failure(&mut self, now: Instant) {
         let open = Inner::Open {
-            until: now + self.config.open_for,
+            until: now.checked_add(self.config.open_for.min(MAX_OPEN)).unwrap_or(now),
         };
         self.inner = match self.inner {
             Inner::Closed { failures } if failures + 1 >= self.config.failures_to_open => open,

@@ -31,6 +31,14 @@ struct AlertRequest {
     annotations: BTreeMap<String, String>,
 }
 
+/// A Prometheus label name: Alertmanager refuses a whole batch over one
+/// alert with another name.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn default_severity() -> Severity {
     Severity::Warning
 }
@@ -44,6 +52,17 @@ impl AlertRequest {
             return Err(ApiError::bad_request(
                 "bad_alert",
                 format!("alert name must be 1-{MAX_NAME} characters of A-Z, a-z, 0-9 and '_'"),
+            ));
+        }
+        let bad_key = self
+            .labels
+            .keys()
+            .chain(self.annotations.keys())
+            .find(|k| !is_label_name(k));
+        if let Some(key) = bad_key {
+            return Err(ApiError::bad_request(
+                "bad_alert",
+                format!("label and annotation names must match [a-zA-Z_][a-zA-Z0-9_]* (Prometheus names): {key:?}"),
             ));
         }
         let fields = self.labels.len() + self.annotations.len();
@@ -107,4 +126,27 @@ fn record(state: &AppState, alert: Alert) -> Result<HttpResponse, ApiError> {
         "id": id,
         "fingerprint": fingerprint,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(labels: &[(&str, &str)]) -> AlertRequest {
+        AlertRequest {
+            name: "OPERATOR_TEST".into(),
+            severity: Severity::Info,
+            summary: "a test".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn label_names_are_prometheus_names() {
+        assert!(request(&[("peer", "a-b"), ("_x9", "")]).into_alert().is_ok());
+        for bad in ["", "9lives", "peer-id", "näme", "a b"] {
+            assert!(request(&[(bad, "v")]).into_alert().is_err(), "{bad:?} accepted");
+        }
+    }
 }
