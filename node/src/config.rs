@@ -191,6 +191,13 @@ impl NodeConfig {
                 "must be at least 256 bytes below mesh.max_frame_bytes",
             );
         }
+        if self.router.hysteresis_percent > 100 || self.router.hysteresis_floor_us > 100_000 {
+            // Wider, and a link the healer asked to avoid could keep its traffic.
+            return invalid(
+                "router.hysteresis_percent",
+                "must be at most 100 and router.hysteresis_floor_us at most 100000 (100 ms)",
+            );
+        }
         if self.router.beacon_expiry_ms <= self.mesh.beacon_interval_ms {
             return invalid("router.beacon_expiry_ms", "must exceed mesh.beacon_interval_ms");
         }
@@ -317,6 +324,10 @@ mod tests {
             jail.set_env("X0TTA6BL4_MESH__MAX_PEERS", "lots");
             assert!(NodeConfig::load(None).is_err());
             jail.set_env("X0TTA6BL4_MESH__MAX_PEERS", "4");
+            jail.set_env("X0TTA6BL4_ROUTER__HYSTERESIS_PERCENT", "1000");
+            let err = NodeConfig::load(None).expect_err("hysteresis too wide");
+            assert!(err.to_string().contains("router.hysteresis_percent"), "{err}");
+            jail.set_env("X0TTA6BL4_ROUTER__HYSTERESIS_PERCENT", "10");
             jail.set_env("X0TTA6BL4_MESH__TYPO", "1");
             let err = NodeConfig::load(None).expect_err("unknown key");
             assert!(err.to_string().contains("typo"), "{err}");

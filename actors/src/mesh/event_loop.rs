@@ -443,7 +443,7 @@ impl EventLoop {
                 m::link_loss(peer, stats.loss());
                 LinkQuality {
                     peer: *peer,
-                    rtt_ms: stats.min_rtt_ms(),
+                    rtt_ms: stats.routing_rtt_ms(),
                     loss: stats.loss(),
                     avoided: avoided.contains(peer),
                 }

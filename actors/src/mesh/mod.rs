@@ -71,7 +71,7 @@ pub struct LinkQuality {
     /// The neighbour.
     pub peer: PeerId,
     /// Round-trip time routing weighs, in milliseconds: the smallest of the
-    /// recent pings.
+    /// recent pings (`LinkStats::routing_rtt_ms`).
     pub rtt_ms: f64,
     /// Share of recent pings lost.
     pub loss: f64,

@@ -54,7 +54,8 @@ impl Default for Hysteresis {
 /// Base cost of every hop, so equal-RTT paths prefer fewer hops (1 ms).
 const HOP_COST: f64 = 1_000.0;
 
-/// Cost of a link from its smoothed RTT and loss ratio.
+/// Cost of a link from its RTT (the smallest of recent pings, see
+/// `LinkStats::routing_rtt_ms`) and loss ratio.
 ///
 /// Loss counts twice (like ETX): a lost ping means a lost probe or a lost answer,
 /// and every retransmission pays the RTT again. Loss is capped at 95 % so a dying
@@ -93,13 +94,14 @@ pub struct Graph {
 /// One route of the routing table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
-    /// Neighbour on the shortest path.
+    /// Neighbour traffic goes to: the first hop of the shortest path, or the
+    /// previous next hop while the hysteresis keeps it.
     pub next: PeerId,
     /// Loop-free alternate neighbour, used at once if `next` goes down.
     pub backup: Option<PeerId>,
-    /// Total path cost.
+    /// Cost of the path through `next` (`next`'s own shortest path onwards).
     pub cost: Cost,
-    /// Links on the shortest path.
+    /// Links on that path.
     pub hops: u32,
 }
 
@@ -210,7 +212,8 @@ impl Graph {
     /// backup next hop for every reachable destination.
     ///
     /// With a `previous` table, a destination keeps its previous next hop while
-    /// that path is loop free and costs no more than the [`Hysteresis`] tolerates.
+    /// that neighbour is downstream (closer to the destination than this node)
+    /// and the path through it costs no more than the [`Hysteresis`] tolerates.
     pub fn routing_table(&self, local: PeerId, previous: Option<&HashMap<PeerId, Route>>) -> HashMap<PeerId, Route> {
         let from_local = self.shortest_paths(local);
         let neighbours = self.neighbours(&local);
@@ -226,8 +229,12 @@ impl Graph {
                 .map_or(Cost::MAX, |r| r.dist)
         };
 
-        // Cost and hops from `local` to `dest` through neighbour `n`, if loop free.
-        let via = |n: &PeerId, dest: &PeerId, best: Cost| -> Option<(Cost, u32)> {
+        // Cost and hops from `local` to `dest` through neighbour `n`, if `n` is
+        // downstream: strictly closer to `dest` than `local` is (RFC 5286's
+        // downstream condition). Every node keeping a previous hop only on
+        // that condition hands a frame to ever closer nodes, so two nodes that
+        // both keep can never bounce it between them.
+        let downstream = |n: &PeerId, dest: &PeerId, best: Cost| -> Option<(Cost, u32)> {
             if n != dest && self.no_transit.contains(n) {
                 return None;
             }
@@ -237,7 +244,7 @@ impl Graph {
             } else {
                 from_neighbour.get(n)?.get(dest).map(|r| (r.dist, r.hops))?
             };
-            (n_to_d < dist(n, &local).saturating_add(best)).then_some((link.saturating_add(n_to_d), hops + 1))
+            (n_to_d < best).then_some((link.saturating_add(n_to_d), hops + 1))
         };
 
         let mut table = HashMap::with_capacity(from_local.len());
@@ -246,7 +253,7 @@ impl Graph {
             let kept = previous
                 .and_then(|p| p.get(dest))
                 .filter(|prev| prev.next != reach.first_hop)
-                .and_then(|prev| via(&prev.next, dest, reach.dist).map(|(cost, hops)| (prev.next, cost, hops)))
+                .and_then(|prev| downstream(&prev.next, dest, reach.dist).map(|(cost, hops)| (prev.next, cost, hops)))
                 .filter(|(_, cost, _)| *cost <= tolerance);
             let (primary, cost, hops) = kept.unwrap_or((reach.first_hop, reach.dist, reach.hops));
             let mut best_node_protecting: Option<(Cost, PeerId)> = None;
@@ -422,6 +429,20 @@ mod tests {
         let percent_only = Hysteresis { percent: 10, floor: 0 };
         let moved = graph.with_hysteresis(percent_only).routing_table(me, Some(&previous));
         assert_eq!(moved[&ids[3]].next, ids[1], "without the floor 38 % is too much");
+    }
+
+    #[test]
+    fn a_previous_hop_is_kept_only_when_it_is_closer_to_the_destination() {
+        // a–b cheap, a–d and b–d slow and equal: if a and b each kept the other
+        // as next hop towards d, frames for d would bounce between them.
+        let (ids, reports) = topology(3, &[(0, 1, 2_000), (0, 2, 40_000), (1, 2, 40_000)]);
+        for (me, other) in [(ids[0], ids[1]), (ids[1], ids[0])] {
+            let graph = Graph::build(me, &reports[&me], &reports);
+            let mut previous = graph.routing_table(me, None);
+            previous.get_mut(&ids[2]).expect("route").next = other;
+            let table = graph.routing_table(me, Some(&previous));
+            assert_eq!(table[&ids[2]].next, ids[2], "b is no closer to d than a: not kept");
+        }
     }
 
     #[test]
