@@ -310,18 +310,13 @@ impl Outbox {
     /// sink leave the outbox. Returns how many notifications were forgotten.
     pub fn retain_sinks(&self, configured: &[SinkKind]) -> Result<usize, OutboxError> {
         let mut forgotten = 0;
-        for mut entry in self.entries()? {
-            let before = entry.sinks.len();
-            entry.sinks.retain(|sink, _| configured.contains(sink));
-            if entry.sinks.len() == before {
-                continue;
-            }
-            forgotten += before - entry.sinks.len();
-            let key = entry.id.to_be_bytes();
-            if entry.sinks.is_empty() {
-                self.entries.remove(key)?;
-            } else {
-                self.entries.insert(key, serde_json::to_vec(&entry)?)?;
+        for entry in self.entries()? {
+            let unconfigured = entry.sinks.keys().filter(|sink| !configured.contains(sink)).count();
+            if unconfigured > 0 {
+                forgotten += unconfigured;
+                self.update(entry.id, |entry| {
+                    entry.sinks.retain(|sink, _| configured.contains(sink))
+                })?;
             }
         }
         if forgotten > 0 {
