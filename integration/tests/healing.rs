@@ -22,6 +22,11 @@ fn healing(node: &NodeProcess) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Peers whose links the node's healer currently avoids.
+fn avoided(node: &NodeProcess) -> Option<Vec<Value>> {
+    node.get("/api/v1/healing").ok()?["avoided"].as_array().cloned()
+}
+
 /// History records of `action` on `target` with `result`.
 fn records(node: &NodeProcess, action: &str, target: &str, result: &str) -> Vec<Value> {
     healing(node)
@@ -98,14 +103,25 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
     // If the lossy link also dropped and came back while lossy, the flapping
     // detector keeps it avoided until its 30 s window passes; then 2 healthy s.
     let restored = wait_record(net.node(0), "switch_route", &b, "released", Duration::from_secs(60));
-    println!("link let back in: {}", restored["detail"]);
+    let restored_at = Instant::now();
+    println!("link let back in by A: {}", restored["detail"]);
+    // B saw the same loss and may have avoided the link from its end, a decision
+    // of its own (its flapping window may differ from A's): a link's cost is the
+    // mean of both ends' reports, so routes return only when both let it back in.
+    let b_waited = wait_for(Duration::from_secs(60), "B to let the link to A back in", || {
+        avoided(net.node(1))
+            .is_some_and(|a| a.is_empty())
+            .then(|| restored_at.elapsed())
+    });
+    println!("B let the link back in {} ms after A", b_waited.as_millis());
     let released = Instant::now();
     while next_hop(&net, 0, 2).as_deref() != Some(b.as_str()) {
         assert!(
             released.elapsed() < Duration::from_secs(15),
-            "A does not route to C through B 15 s after the link was let back in; A's peers: {:#}; healer: {:#}",
+            "A does not route to C through B 15 s after both ends let the link back in; A's peers: {:#}; A's healer: {:#}; B's healer: {:#}",
             net.node(0).get("/api/v1/peers").unwrap_or_default(),
-            net.node(0).get("/api/v1/healing").unwrap_or_default()
+            net.node(0).get("/api/v1/healing").unwrap_or_default(),
+            net.node(1).get("/api/v1/healing").unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
