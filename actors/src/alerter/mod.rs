@@ -319,6 +319,11 @@ impl AlerterActor {
             };
             written.or_report("alerter", "outbox_write", Severity::Critical);
         }
+        if matches!(next, Next::Delivered | Next::Never) {
+            // Retry times may be lost to a crash (an earlier retry follows);
+            // an accepted or refused notification must not be sent again.
+            outbox.flush().or_report("alerter", "outbox_write", Severity::Critical);
+        }
         metrics::notified(kind, label, batch.len());
         if let Err(problem) = &result {
             let severity = match problem {

@@ -5,9 +5,11 @@
 //! fires again is not sent again, and a resolve is sent only for an alert
 //! that fired. Notifications about one alert reach a sink in the order they
 //! were recorded: a resolve never overtakes a firing notification waiting
-//! for a retry.
+//! for a retry. A sink never sees a notification before it is on disk:
+//! lanes read the outbox only between writes, never inside one.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -116,6 +118,10 @@ pub struct Outbox {
     firing: sled::Tree,
     max_entries: usize,
     max_firing: usize,
+    /// Held for writing while [`Outbox::record`] commits, trims and
+    /// flushes, and for reading by [`Outbox::due`]: what a lane sends is
+    /// already durable, so a crash cannot forget an alert a sink has seen.
+    publishing: Arc<parking_lot::RwLock<()>>,
 }
 
 impl Outbox {
@@ -127,6 +133,7 @@ impl Outbox {
             firing: store.tree(FIRING_TREE)?,
             max_entries: max_entries.max(1),
             max_firing: max_firing.max(1),
+            publishing: Arc::default(),
         })
     }
 
@@ -146,6 +153,7 @@ impl Outbox {
         }
         let fingerprint = alert.fingerprint();
         let id = self.store.generate_id()?;
+        let _publishing = self.publishing.write();
         let recorded = (&self.entries, &self.firing).transaction(|(entries, firing)| {
             let known: Option<Firing> = firing
                 .get(fingerprint.as_bytes())?
@@ -233,6 +241,7 @@ impl Outbox {
     /// later one (its resolve, say) waits until the earlier is accepted or
     /// refused for good.
     pub fn due(&self, sink: SinkKind, now_ms: u64, limit: usize) -> Result<Due, OutboxError> {
+        let _published = self.publishing.read();
         let mut due = Due::default();
         let mut held = HashSet::new();
         for item in self.entries.iter() {
@@ -281,6 +290,12 @@ impl Outbox {
                 }
             }
         })
+    }
+
+    /// Writes what the outbox holds to disk: after a batch's outcome, so a
+    /// crash does not send an accepted notification again.
+    pub fn flush(&self) -> Result<(), OutboxError> {
+        Ok(self.store.flush()?)
     }
 
     /// Applies `change` to entry `id` atomically; removes it when no sink is left.
