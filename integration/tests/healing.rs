@@ -27,6 +27,15 @@ fn avoided(node: &NodeProcess) -> Option<Vec<Value>> {
     node.get("/api/v1/healing").ok()?["avoided"].as_array().cloned()
 }
 
+/// The node's `GET /api/v1/peers` entry for `peer`.
+fn peer_view(node: &NodeProcess, peer: &str) -> Value {
+    let peers = node.get("/api/v1/peers").unwrap_or_default();
+    let found = peers["peers"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["peer_id"] == peer));
+    found.cloned().unwrap_or_default()
+}
+
 /// History records of `action` on `target` with `result`.
 fn records(node: &NodeProcess, action: &str, target: &str, result: &str) -> Vec<Value> {
     healing(node)
@@ -54,7 +63,11 @@ fn wait_record(node: &NodeProcess, action: &str, target: &str, result: &str, tim
 fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
     let _serial = serial();
     let Some(mut net) = detour::start(&[], &[]) else { return };
-    let (b, d) = (net.node(1).peer_id.clone(), net.node(3).peer_id.clone());
+    let (a, b, d) = (
+        net.node(0).peer_id.clone(),
+        net.node(1).peer_id.clone(),
+        net.node(3).peer_id.clone(),
+    );
     assert_eq!(
         next_hop(&net, 0, 2).as_deref(),
         Some(b.as_str()),
@@ -81,6 +94,13 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
         next_hop(&net, 0, 2).as_deref(),
         Some(d.as_str()),
         "no flapping back onto the lossy link"
+    );
+    // Both ends show who avoids the link: A itself, and B from A's beacons.
+    assert_eq!(peer_view(net.node(0), &b)["avoided_by_us"], true, "A's view of B");
+    wait_for(
+        Duration::from_secs(10),
+        "B to learn from A's beacons that A avoids their link",
+        || (peer_view(net.node(1), &a)["avoided_by_peer"] == true).then_some(()),
     );
     let reply = net
         .node(0)
@@ -110,7 +130,7 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
     // mean of both ends' reports, so routes return only when both let it back in.
     let b_waited = wait_for(Duration::from_secs(60), "B to let the link to A back in", || {
         avoided(net.node(1))
-            .is_some_and(|a| a.is_empty())
+            .is_some_and(|list| list.is_empty())
             .then(|| restored_at.elapsed())
     });
     println!("B let the link back in {} ms after A", b_waited.as_millis());
@@ -125,6 +145,12 @@ fn a_lossy_link_on_the_active_path_is_routed_around_without_an_operator() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let view = peer_view(net.node(0), &b);
+    assert_eq!(
+        (&view["avoided_by_us"], &view["avoided_by_peer"]),
+        (&json!(false), &json!(false)),
+        "A's view of B once the link carries traffic again: {view:#}"
+    );
 }
 
 #[test]

@@ -252,6 +252,7 @@ impl EventLoop {
             peer_id: self.shared.local_peer_id,
             listen_addrs: self.swarm.listeners().cloned().collect(),
             peers,
+            avoided: self.shared.avoided.lock().iter().copied().collect(),
         }
     }
 

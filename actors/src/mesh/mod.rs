@@ -116,6 +116,10 @@ pub struct MeshStatus {
     pub listen_addrs: Vec<Multiaddr>,
     /// Live links.
     pub peers: Vec<PeerLink>,
+    /// Neighbours whose links this node's healer routes around (connected
+    /// or not).
+    #[serde(serialize_with = "crate::router::serialize_display_all")]
+    pub avoided: Vec<PeerId>,
 }
 
 /// Requests to the event loop.

@@ -37,6 +37,11 @@ pub fn serialize_display<S: serde::Serializer, T: Display>(value: &T, s: S) -> R
     s.collect_str(value)
 }
 
+/// Serializes values through their `Display` forms, as a list.
+pub fn serialize_display_all<S: serde::Serializer, T: Display>(values: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(values.iter().map(ToString::to_string))
+}
+
 /// Serializes an optional value through its `Display` form (`null` when absent).
 pub fn serialize_option_display<S: serde::Serializer, T: Display>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
     match value {
@@ -51,6 +56,8 @@ struct NodeInfo {
     addrs: Vec<String>,
     seq: u64,
     links: Vec<(PeerId, Cost)>,
+    /// Its healer routes around its link to this node.
+    avoids_local: bool,
     received: Instant,
     /// The policy bars this node from relaying (decided when its name is first
     /// seen, and again after every policy reload).
@@ -176,6 +183,7 @@ impl RouterActor {
             .iter()
             .map(|link| (link.peer, quality_cost(link)))
             .collect();
+        let avoids_local = beacon.links.iter().any(|link| link.peer == self.local && link.avoided);
         if self.config.byzantine {
             self.judge_links(&beacon);
         }
@@ -192,6 +200,7 @@ impl RouterActor {
                 addrs: beacon.addrs.iter().map(ToString::to_string).collect(),
                 seq: beacon.seq,
                 links,
+                avoids_local,
                 received: Instant::now(),
                 transit_barred,
             },
@@ -241,6 +250,7 @@ impl RouterActor {
                 addrs: info.addrs.clone(),
                 seq: info.seq,
                 beacon_age_ms: info.received.elapsed().as_millis() as u64,
+                avoids_link_to_us: info.avoids_local,
                 route: route_of(peer),
             })
             .collect();
@@ -357,6 +367,8 @@ pub struct NodeView {
     pub seq: u64,
     /// Age of its last beacon.
     pub beacon_age_ms: u64,
+    /// Its last beacon says its healer routes around its link to this node.
+    pub avoids_link_to_us: bool,
     /// How to reach it, if reachable.
     pub route: Option<RouteView>,
 }

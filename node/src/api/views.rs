@@ -58,6 +58,10 @@ struct PeerView {
     connected: bool,
     rtt_ms: Option<f64>,
     loss: Option<f64>,
+    /// This node's healer routes around the link to the peer.
+    avoided_by_us: bool,
+    /// The peer's healer routes around its link to this node (its beacon says).
+    avoided_by_peer: bool,
     beacon_age_ms: Option<u64>,
     next_hop: Option<String>,
     hops: Option<u32>,
@@ -79,6 +83,8 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 connected: link.is_some(),
                 rtt_ms: link.map(|l| l.rtt_ms),
                 loss: link.map(|l| l.loss),
+                avoided_by_us: mesh.avoided.iter().any(|p| p.to_string() == node.peer_id),
+                avoided_by_peer: node.avoids_link_to_us,
                 beacon_age_ms: Some(node.beacon_age_ms),
                 next_hop: node.route.as_ref().map(|r| r.next_hop.clone()),
                 hops: node.route.as_ref().map(|r| r.hops),
@@ -95,6 +101,8 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 connected: true,
                 rtt_ms: Some(link.rtt_ms),
                 loss: Some(link.loss),
+                avoided_by_us: mesh.avoided.contains(&link.peer),
+                avoided_by_peer: false,
                 beacon_age_ms: None,
                 next_hop: None,
                 hops: None,
