@@ -84,7 +84,8 @@ pub struct Initiator {
     peer: PeerKeys,
     mode: PqcMode,
     offer: Offer,
-    x25519: EphemeralSecret,
+    /// Taken by the one Reply that passes every check.
+    x25519: Option<EphemeralSecret>,
     kem: Option<(DecapsulationKey768, [u8; 32])>,
     init: Vec<u8>,
 }
@@ -118,7 +119,7 @@ impl Initiator {
             peer,
             mode,
             offer,
-            x25519,
+            x25519: Some(x25519),
             kem,
             init,
         };
@@ -151,7 +152,10 @@ impl Initiator {
 
     /// Handles the responder's Reply: checks the offer it saw and the suite it
     /// chose, verifies its signature; returns the session and the Finish message.
-    pub fn finish(self, identity: &PqIdentity, reply: &[u8], now: Instant) -> Result<(Session, Vec<u8>), Reject> {
+    /// A Reply that fails a check leaves the initiator as it was, so a forged
+    /// Reply (frame sources are not authenticated) cannot end a handshake the
+    /// real peer is still answering; once one succeeds, the initiator is spent.
+    pub fn finish(&mut self, identity: &PqIdentity, reply: &[u8], now: Instant) -> Result<(Session, Vec<u8>), Reject> {
         let mut r = Reader::new(reply, "reply");
         if r.u8()? != MessageKind::Reply as u8 {
             return Err(Reject::Malformed("reply"));
@@ -190,7 +194,8 @@ impl Initiator {
         if !self.peer.verify(suite.is_hybrid(), &t2, CONTEXT_RESPONDER, signature) {
             return Err(Reject::BadSignature);
         }
-        let dh = self.x25519.diffie_hellman(&e_r);
+        let x25519 = self.x25519.take().ok_or(Reject::UnknownHandshake)?;
+        let dh = x25519.diffie_hellman(&e_r);
         if !dh.was_contributory() {
             return Err(Reject::Malformed("X25519 key"));
         }
@@ -230,7 +235,8 @@ pub struct Responder {
     peer: PeerKeys,
     suite: Suite,
     t3: [u8; 32],
-    keys: SessionKeys,
+    /// Taken by the one Finish that passes every check.
+    keys: Option<SessionKeys>,
 }
 
 impl Responder {
@@ -308,7 +314,7 @@ impl Responder {
             peer,
             suite,
             t3: t3.into(),
-            keys: SessionKeys { send: r2i, recv: i2r },
+            keys: Some(SessionKeys { send: r2i, recv: i2r }),
         };
         Ok(Response::Reply {
             responder: Box::new(responder),
@@ -326,8 +332,10 @@ impl Responder {
         &self.peer.peer_id
     }
 
-    /// Handles the Finish: verifies the initiator's signature; returns the session.
-    pub fn complete(self, finish: &[u8], now: Instant) -> Result<Session, Reject> {
+    /// Handles the Finish: verifies the initiator's signature; returns the
+    /// session. A Finish that fails a check leaves the responder waiting for
+    /// the real one; once one succeeds, the responder is spent.
+    pub fn complete(&mut self, finish: &[u8], now: Instant) -> Result<Session, Reject> {
         let mut r = Reader::new(finish, "finish");
         if r.u8()? != MessageKind::Finish as u8 {
             return Err(Reject::Malformed("finish"));
@@ -343,12 +351,13 @@ impl Responder {
         {
             return Err(Reject::BadSignature);
         }
+        let keys = self.keys.take().ok_or(Reject::UnknownHandshake)?;
         Ok(Session::new(
             self.local_id,
             self.remote_id,
             self.peer.peer_id,
             self.suite,
-            self.keys,
+            keys,
             now,
         ))
     }

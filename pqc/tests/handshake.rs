@@ -30,9 +30,9 @@ fn reply_of(response: Response) -> (Box<Responder>, Vec<u8>) {
 /// A full handshake between `i` and `r` under the given modes.
 fn handshake(i: &PqIdentity, r: &PqIdentity, i_mode: PqcMode, r_mode: PqcMode) -> Result<(Session, Session), Reject> {
     let now = Instant::now();
-    let (initiator, init) = Initiator::start(i, keys_of(r), i_mode)?;
+    let (mut initiator, init) = Initiator::start(i, keys_of(r), i_mode)?;
     let i_keys = keys_of(i);
-    let (responder, reply) = reply_of(Responder::respond(r, &init, r_mode, |_| Some(i_keys), None, now)?);
+    let (mut responder, reply) = reply_of(Responder::respond(r, &init, r_mode, |_| Some(i_keys), None, now)?);
     let (i_session, finish) = initiator.finish(i, &reply, now)?;
     let r_session = responder.complete(&finish, now)?;
     Ok((i_session, r_session))
@@ -101,16 +101,16 @@ fn a_wrong_ml_dsa_key_fails_the_signature_check() {
     let (a, b, mallory) = (node(), node(), node());
     let now = Instant::now();
     // B believes A's ML-DSA key is Mallory's (a binding mix-up): A's Finish fails.
-    let (initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
+    let (mut initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
     let mut confused = keys_of(&a);
     confused.pq = keys_of(&mallory).pq;
-    let (responder, reply) =
+    let (mut responder, reply) =
         reply_of(Responder::respond(&b, &init, PqcMode::Required, |_| Some(confused), None, now).expect("reply"));
     let (_, finish) = initiator.finish(&a, &reply, now).expect("A accepts B");
     assert_eq!(responder.complete(&finish, now).err(), Some(Reject::BadSignature));
 
     // A expects B, but Mallory answers in B's place: A refuses the Reply.
-    let (initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
+    let (mut initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
     let a_keys = keys_of(&a);
     let (_, reply) =
         reply_of(Responder::respond(&mallory, &init, PqcMode::Required, |_| Some(a_keys), None, now).expect("reply"));
@@ -118,17 +118,33 @@ fn a_wrong_ml_dsa_key_fails_the_signature_check() {
 }
 
 #[test]
-fn a_tampered_reply_fails_the_signature_check() {
+fn tampered_replies_and_finishes_fail_and_the_real_ones_still_complete() {
     let (a, b) = (node(), node());
     let now = Instant::now();
-    let (initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
+    let (mut initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
     let a_keys = keys_of(&a);
-    let (_, mut reply) =
+    let (mut responder, reply) =
         reply_of(Responder::respond(&b, &init, PqcMode::Required, |_| Some(a_keys), None, now).expect("reply"));
     // Flip a byte of the ML-KEM ciphertext, which follows the X25519 key.
-    let at = reply.len() - 2 - 3309 - KEM_CIPHERTEXT_LEN / 2;
-    reply[at] ^= 1;
-    assert_eq!(initiator.finish(&a, &reply, now).err(), Some(Reject::BadSignature));
+    let mut tampered = reply.clone();
+    let at = tampered.len() - 2 - 3309 - KEM_CIPHERTEXT_LEN / 2;
+    tampered[at] ^= 1;
+    assert_eq!(initiator.finish(&a, &tampered, now).err(), Some(Reject::BadSignature));
+    // The forgery did not spend the initiator: B's real Reply still completes
+    // the handshake, and only once.
+    let (_, finish) = initiator
+        .finish(&a, &reply, now)
+        .expect("the real reply after a forged one");
+    assert_eq!(initiator.finish(&a, &reply, now).err(), Some(Reject::UnknownHandshake));
+    // Likewise on B's side with A's Finish.
+    let mut forged = finish.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(responder.complete(&forged, now).err(), Some(Reject::BadSignature));
+    responder
+        .complete(&finish, now)
+        .expect("the real finish after a forged one");
+    assert_eq!(responder.complete(&finish, now).err(), Some(Reject::UnknownHandshake));
 }
 
 /// The Init with its post-quantum offer stripped, as an attacker in the path would.
@@ -144,7 +160,7 @@ fn strip_pq_offer(init: &[u8]) -> Vec<u8> {
 fn a_stripped_pq_offer_is_refused_under_required_and_seen_as_downgrade_otherwise() {
     let (a, b) = (node(), node());
     let now = Instant::now();
-    let (initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Preferred).expect("start");
+    let (mut initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Preferred).expect("start");
     let stripped = strip_pq_offer(&init);
     let a_keys = keys_of(&a);
     let refused = Responder::respond(&b, &stripped, PqcMode::Required, |_| Some(a_keys.clone()), None, now);
@@ -186,7 +202,7 @@ fn under_load_an_init_needs_a_cookie_before_any_kem_work() {
     let now = Instant::now();
     let mut jar = CookieJar::new(now, Duration::from_secs(120));
     let a_keys = keys_of(&a);
-    let (initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
+    let (mut initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Required).expect("start");
     let cookie_message = match Responder::respond(&b, &init, PqcMode::Required, |_| None, Some(&mut jar), now) {
         Ok(Response::Cookie { message, reason }) => {
             assert_eq!(reason, Reject::CookieRequired);
@@ -202,7 +218,7 @@ fn under_load_an_init_needs_a_cookie_before_any_kem_work() {
         Ok(Response::Cookie { reason, .. }) => assert_eq!(reason, Reject::BadCookie),
         _ => panic!("a forged cookie gets another cookie demand"),
     }
-    let (responder, reply) = reply_of(
+    let (mut responder, reply) = reply_of(
         Responder::respond(&b, &again, PqcMode::Required, |_| Some(a_keys), Some(&mut jar), now).expect("reply"),
     );
     let (mut ab, finish) = initiator.finish(&a, &reply, now).expect("finish");
@@ -237,7 +253,7 @@ fn bindings_verify_only_for_their_peer_and_unaltered() {
 fn truncated_or_altered_messages_are_refused_without_panicking() {
     let (a, b) = (node(), node());
     let now = Instant::now();
-    let (initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Preferred).expect("start");
+    let (mut initiator, init) = Initiator::start(&a, keys_of(&b), PqcMode::Preferred).expect("start");
     let a_keys = keys_of(&a);
     let mut version = init.clone();
     version[1] = 9;

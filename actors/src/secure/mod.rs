@@ -463,9 +463,16 @@ impl Sessions {
 
     fn on_reply(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
         let mut state = self.state.lock();
+        // Checked in place: a Reply that fails (anyone can claim to be `src`)
+        // leaves the pending handshake and its queued frames alone.
+        let (mut session, finish) = state
+            .initiating
+            .peek_mut(&src)
+            .ok_or(Reject::UnknownHandshake)?
+            .initiator
+            .finish(&self.identity, message, now)?;
         let pending = state.initiating.pop(&src).ok_or(Reject::UnknownHandshake)?;
         state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&pending.queue));
-        let (mut session, finish) = pending.initiator.finish(&self.identity, message, now)?;
         let finish = Bytes::from(finish);
         metrics::duration(now.duration_since(pending.started));
         state.unconfirmed.put(
@@ -497,12 +504,30 @@ impl Sessions {
             // A repeated Finish (the first one arrived after all): nothing to do.
             return Ok(HandshakeStep::default());
         }
-        let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
         let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
-        if *waiting.responder.peer() != src || now.duration_since(waiting.at) > timeout {
+        let (from_initiator, expired) = {
+            let waiting = state.responding.peek(&local).ok_or(Reject::UnknownHandshake)?;
+            (
+                *waiting.responder.peer() == src,
+                now.duration_since(waiting.at) > timeout,
+            )
+        };
+        if expired {
+            state.responding.pop(&local);
+        }
+        if expired || !from_initiator {
+            // A Finish claiming another source, or one that fails below, leaves
+            // the handshake waiting for the initiator's own (sources are not
+            // authenticated; only the signature is).
             return Err(Reject::UnknownHandshake);
         }
-        let mut session = waiting.responder.complete(message, now)?;
+        let mut session = state
+            .responding
+            .peek_mut(&local)
+            .ok_or(Reject::UnknownHandshake)?
+            .responder
+            .complete(message, now)?;
+        let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
         let opened = waiting
             .early
             .into_iter()

@@ -20,6 +20,17 @@ fn peer_id(sessions: &Sessions) -> libp2p::PeerId {
     sessions.identity.peer_id()
 }
 
+/// Each learns the other's keys; `a` queues a message for `b`, which starts a
+/// handshake. Returns the Init.
+fn introduce_and_start(a: &Sessions, b: &Sessions, id: u64, payload: &'static str) -> bytes::Bytes {
+    a.learn(peer_id(b), &b.identity.binding().clone());
+    b.learn(peer_id(a), &a.identity.binding().clone());
+    a.outbound(peer_id(b), FrameKind::Data, id, payload.into())
+        .expect("queued")
+        .handshake
+        .expect("an init")
+}
+
 #[test]
 fn an_unanswered_init_is_due_again_after_the_resend_interval() {
     let (a, b) = (node(0), node(0));
@@ -74,15 +85,60 @@ fn a_responder_that_has_not_learnt_the_initiator_answers_once_it_has() {
 }
 
 #[test]
+fn a_forged_reply_does_not_end_the_handshake_it_claims_to_answer() {
+    let (a, b) = (node(0), node(0));
+    let init = introduce_and_start(&a, &b, 3, "kept");
+    // Anyone can send a frame claiming to come from B.
+    let forged = [2u8];
+    assert!(
+        a.on_handshake(peer_id(&b), &forged).is_err(),
+        "a one-byte Reply is refused"
+    );
+    let reply = b
+        .on_handshake(peer_id(&a), &init)
+        .expect("reply")
+        .answer
+        .expect("reply");
+    let mut tampered = reply.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(
+        a.on_handshake(peer_id(&b), &tampered).is_err(),
+        "a tampered Reply is refused"
+    );
+    let step = a
+        .on_handshake(peer_id(&b), &reply)
+        .expect("B's real Reply completes it");
+    assert_eq!(step.flush.len(), 1, "the frame queued before the forgeries goes out");
+    let finish = step.answer.expect("finish");
+    // The same on B's side: a Finish from another source, or a tampered one,
+    // leaves B waiting for A's own.
+    let stranger = libp2p::PeerId::random();
+    assert!(
+        b.on_handshake(stranger, &finish).is_err(),
+        "a Finish from elsewhere is refused"
+    );
+    let mut tampered = finish.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(
+        b.on_handshake(peer_id(&a), &tampered).is_err(),
+        "a tampered Finish is refused"
+    );
+    b.on_handshake(peer_id(&a), &finish)
+        .expect("A's real Finish completes it");
+    let (id, sealed) = &step.flush[0];
+    let opened = b
+        .open(peer_id(&a), *id, 1, sealed.clone())
+        .expect("opens")
+        .expect("not held");
+    assert_eq!(&opened.payload[..], b"kept");
+}
+
+#[test]
 fn a_lost_finish_is_sent_again_and_releases_the_frames_held_for_it() {
     let (a, b) = (node(0), node(0));
-    a.learn(peer_id(&b), &b.identity.binding().clone());
-    b.learn(peer_id(&a), &a.identity.binding().clone());
-    let init = a
-        .outbound(peer_id(&b), FrameKind::Data, 9, "held".into())
-        .expect("queued")
-        .handshake
-        .expect("an init");
+    let init = introduce_and_start(&a, &b, 9, "held");
     let reply = b
         .on_handshake(peer_id(&a), &init)
         .expect("reply")

@@ -21,8 +21,8 @@ fn handshake(
     mode: PqcMode,
 ) -> (Session, Session) {
     let now = Instant::now();
-    let (initiator, init) = Initiator::start(a, b_keys.clone(), mode).expect("start");
-    let Ok(Response::Reply { responder, reply }) =
+    let (mut initiator, init) = Initiator::start(a, b_keys.clone(), mode).expect("start");
+    let Ok(Response::Reply { mut responder, reply }) =
         Responder::respond(b, &init, mode, |_| Some(a_keys.clone()), None, now)
     else {
         panic!("handshake refused");
