@@ -29,6 +29,11 @@ impl ReplayWindow {
     /// Whether `counter` would be accepted; does not record it. Call before
     /// authenticating the frame, and [`ReplayWindow::accept`] after.
     pub fn check(&self, counter: u64) -> Result<(), Reject> {
+        if counter == u64::MAX {
+            // Never sent (sessions rekey long before); accepting it would
+            // wrap the window's next counter to 0 and forget every frame seen.
+            return Err(Reject::Malformed("frame counter"));
+        }
         if counter >= self.next {
             return Ok(());
         }
@@ -113,6 +118,16 @@ mod tests {
         // A jump past the whole window forgets everything before it.
         assert_eq!(w.accept(10 * WINDOW), Ok(()));
         assert_eq!(w.accept(10 * WINDOW - 1), Ok(()));
+    }
+
+    #[test]
+    fn the_last_counter_is_refused_and_does_not_reset_the_window() {
+        let mut w = ReplayWindow::default();
+        assert_eq!(w.accept(5), Ok(()));
+        assert_eq!(w.accept(u64::MAX), Err(Reject::Malformed("frame counter")));
+        assert_eq!(w.accept(5), Err(Reject::Replayed), "frame 5 is still remembered");
+        assert_eq!(w.accept(u64::MAX - 1), Ok(()));
+        assert_eq!(w.accept(u64::MAX), Err(Reject::Malformed("frame counter")));
     }
 
     #[test]

@@ -382,6 +382,13 @@ impl Forwarder {
 
     /// Sends a benchmark probe stamped with the current time.
     pub async fn send_probe(&self, dst: PeerId, size: usize) -> Result<u64, SendError> {
+        // Checked before the buffer is allocated, not only after.
+        if size > self.config.max_payload_bytes {
+            return Err(SendError::PayloadTooLarge {
+                size,
+                max: self.config.max_payload_bytes,
+            });
+        }
         let mut payload = BytesMut::with_capacity(size.max(16));
         payload.put_u128(unix_nanos());
         payload.resize(size.max(16), 0);
