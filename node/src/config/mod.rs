@@ -19,6 +19,8 @@ use x0tta6bl4_actors::router::RouterConfig;
 use x0tta6bl4_actors::secure::PqcConfig;
 use x0tta6bl4_actors::telemetry::TelemetryConfig;
 
+mod limits;
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "X0TTA6BL4_";
 
@@ -185,7 +187,7 @@ impl NodeConfig {
         if self.router.default_ttl < 2 {
             return invalid("router.default_ttl", "must be at least 2");
         }
-        if self.router.max_payload_bytes + 256 > self.mesh.max_frame_bytes {
+        if self.router.max_payload_bytes.saturating_add(256) > self.mesh.max_frame_bytes {
             return invalid(
                 "router.max_payload_bytes",
                 "must be at least 256 bytes below mesh.max_frame_bytes",
@@ -233,6 +235,7 @@ impl NodeConfig {
             Ok(_) => {}
         }
         self.validate_alerter()?;
+        self.validate_limits()?;
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(
                 "pqc.queue_per_peer",
@@ -328,6 +331,31 @@ mod tests {
             let err = NodeConfig::load(None).expect_err("hysteresis too wide");
             assert!(err.to_string().contains("router.hysteresis_percent"), "{err}");
             jail.set_env("X0TTA6BL4_ROUTER__HYSTERESIS_PERCENT", "10");
+            for (key, bad, good, named) in [
+                (
+                    "TELEMETRY__QUARANTINE_TTL_SECS",
+                    "18446744073709551615",
+                    "600",
+                    "telemetry.quarantine_ttl_secs",
+                ),
+                ("BREAKER__RATE_WINDOW_SECS", "604801", "1", "breaker.rate_window_secs"),
+                ("PQC__MAX_SESSIONS", "100000000", "64", "pqc.max_sessions"),
+                (
+                    "ROUTER__MAX_PAYLOAD_BYTES",
+                    "18446744073709551615",
+                    "1024",
+                    "router.max_payload_bytes",
+                ),
+                ("MESH__LINK_TIMEOUT_MS", "100", "1500", "mesh.link_timeout_ms"),
+                ("PQC__HANDSHAKE_TIMEOUT_MS", "0", "5000", "pqc.handshake_timeout_ms"),
+            ] {
+                let var = format!("{ENV_PREFIX}{key}");
+                jail.set_env(&var, bad);
+                let err = NodeConfig::load(None).expect_err(key);
+                assert!(err.to_string().contains(named), "{key}={bad}: {err}");
+                jail.set_env(&var, good);
+            }
+            assert!(NodeConfig::load(None).is_ok(), "every bad value was taken back");
             jail.set_env("X0TTA6BL4_MESH__TYPO", "1");
             let err = NodeConfig::load(None).expect_err("unknown key");
             assert!(err.to_string().contains("typo"), "{err}");
