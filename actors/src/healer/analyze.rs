@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::config::HealerConfig;
 use super::observe::Observation;
+use super::plan::PeerAddrs;
 use crate::alert::Severity;
 use crate::mesh::PeerLink;
 
@@ -81,6 +82,8 @@ struct Neighbour {
     connected: bool,
     last_connected: Instant,
     addrs: Vec<Multiaddr>,
+    /// Remote addresses of its last connections.
+    connected_addrs: Vec<Multiaddr>,
     rtt_mean: f64,
     rtt_var: f64,
     rtt_samples: u32,
@@ -106,9 +109,16 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// Addresses a neighbour was known by (for redials).
-    pub fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
-        self.neighbours.get(peer).map(|n| n.addrs.clone()).unwrap_or_default()
+    /// Addresses a neighbour announced (for redials) and was connected at
+    /// (for quarantines).
+    pub fn addrs_of(&self, peer: &PeerId) -> PeerAddrs {
+        self.neighbours
+            .get(peer)
+            .map(|n| PeerAddrs {
+                announced: n.addrs.clone(),
+                connected: n.connected_addrs.clone(),
+            })
+            .unwrap_or_default()
     }
 
     /// Whether a live link looks like itself again: loss under half the
@@ -145,6 +155,7 @@ impl Analyzer {
                 connected: false,
                 last_connected: now,
                 addrs: Vec::new(),
+                connected_addrs: Vec::new(),
                 rtt_mean: 0.0,
                 rtt_var: 0.0,
                 rtt_samples: 0,
@@ -154,6 +165,9 @@ impl Analyzer {
             });
             if !known.is_empty() {
                 entry.addrs = known;
+            }
+            if !link.remote_addrs.is_empty() {
+                entry.connected_addrs.clone_from(&link.remote_addrs);
             }
             if !entry.connected {
                 entry.connected = true;
@@ -353,7 +367,12 @@ mod tests {
     }
 
     fn link(peer: PeerId, rtt_ms: f64, loss: f64) -> PeerLink {
-        PeerLink { peer, rtt_ms, loss }
+        PeerLink {
+            peer,
+            rtt_ms,
+            loss,
+            remote_addrs: vec!["/ip4/10.77.0.2/tcp/51234".parse().expect("multiaddr")],
+        }
     }
 
     fn kinds(symptoms: &[Symptom]) -> Vec<SymptomKind> {
@@ -421,7 +440,9 @@ mod tests {
         assert!(!kinds(&analyzer.analyze(&soon, &config)).contains(&SymptomKind::PeerSilent));
         let later = observation(t + Duration::from_millis(config.silent_after_ms), vec![]);
         assert!(kinds(&analyzer.analyze(&later, &config)).contains(&SymptomKind::PeerSilent));
-        assert_eq!(analyzer.addrs_of(&peer).len(), 1, "addresses kept for the redial");
+        let addrs = analyzer.addrs_of(&peer);
+        assert_eq!(addrs.announced.len(), 1, "announced addresses kept for the redial");
+        assert_eq!(addrs.connected.len(), 1, "connection addresses kept for a quarantine");
     }
 
     #[test]

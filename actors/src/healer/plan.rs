@@ -82,6 +82,17 @@ pub struct Planned {
     pub benefit: f64,
 }
 
+/// Where a neighbour can be found.
+#[derive(Debug, Clone, Default)]
+pub struct PeerAddrs {
+    /// What its beacons announce: dialled to reach it again (the dial's
+    /// handshake proves who answers).
+    pub announced: Vec<Multiaddr>,
+    /// Where its connections came from or went to: the only addresses a
+    /// quarantine blocks, since a peer can announce anybody's address.
+    pub connected: Vec<Multiaddr>,
+}
+
 /// What is in force and what must not be repeated.
 #[derive(Debug, Default)]
 pub struct Constraints {
@@ -101,7 +112,7 @@ pub struct Constraints {
 pub fn plan(
     symptoms: &[Symptom],
     constraints: &Constraints,
-    addrs_of: impl Fn(&PeerId) -> Vec<Multiaddr>,
+    addrs_of: impl Fn(&PeerId) -> PeerAddrs,
     known: &HashMap<PeerId, Vec<Multiaddr>>,
 ) -> Vec<Planned> {
     let mut candidates: Vec<Planned> = symptoms
@@ -124,7 +135,7 @@ pub fn plan(
 fn candidate(
     symptom: &Symptom,
     constraints: &Constraints,
-    addrs_of: &impl Fn(&PeerId) -> Vec<Multiaddr>,
+    addrs_of: &impl Fn(&PeerId) -> PeerAddrs,
     known: &HashMap<PeerId, Vec<Multiaddr>>,
 ) -> Option<Planned> {
     let planned = |action, benefit| {
@@ -142,7 +153,7 @@ fn candidate(
             if quarantined {
                 return None;
             }
-            let addrs = ips(&addrs_of(&peer));
+            let addrs = ips(&addrs_of(&peer).connected);
             planned(
                 Action::Quarantine {
                     peer: peer.to_string(),
@@ -167,7 +178,7 @@ fn candidate(
         }
         SymptomKind::PeerSilent => {
             let peer = peer?;
-            let addrs = addrs_of(&peer);
+            let addrs = addrs_of(&peer).announced;
             if quarantined || addrs.is_empty() {
                 return None;
             }
@@ -227,8 +238,11 @@ mod tests {
         }
     }
 
-    fn addrs(_: &PeerId) -> Vec<Multiaddr> {
-        vec!["/ip4/10.77.0.2/tcp/4001".parse().expect("multiaddr")]
+    fn addrs(_: &PeerId) -> PeerAddrs {
+        PeerAddrs {
+            announced: vec!["/ip4/10.77.0.9/tcp/4001".parse().expect("multiaddr")],
+            connected: vec!["/ip4/10.77.0.2/tcp/51234".parse().expect("multiaddr")],
+        }
     }
 
     #[test]
@@ -251,6 +265,32 @@ mod tests {
                 peer: peer.to_string(),
                 addrs: vec!["10.77.0.2".parse().expect("ip")]
             }
+        );
+    }
+
+    #[test]
+    fn a_quarantine_blocks_where_the_peer_connected_from_not_what_it_announces() {
+        let peer = PeerId::random();
+        // It announces the gateway's address; its connection came from 10.77.0.2.
+        let liar = |_: &PeerId| PeerAddrs {
+            announced: vec!["/ip4/10.77.0.1/tcp/4001".parse().expect("multiaddr")],
+            connected: vec!["/ip4/10.77.0.2/tcp/51234".parse().expect("multiaddr")],
+        };
+        let symptoms = [symptom(SymptomKind::Misbehaving, peer)];
+        let planned = plan(&symptoms, &Constraints::default(), liar, &HashMap::new());
+        let expected: Vec<IpAddr> = vec!["10.77.0.2".parse().expect("ip")];
+        assert!(
+            matches!(&planned[0].action, Action::Quarantine { addrs, .. } if *addrs == expected),
+            "{planned:?}"
+        );
+        let never_connected = |_: &PeerId| PeerAddrs {
+            announced: vec!["/ip4/10.77.0.1/tcp/4001".parse().expect("multiaddr")],
+            connected: Vec::new(),
+        };
+        let planned = plan(&symptoms, &Constraints::default(), never_connected, &HashMap::new());
+        assert!(
+            matches!(&planned[0].action, Action::Quarantine { addrs, .. } if addrs.is_empty()),
+            "only the libp2p block: {planned:?}"
         );
     }
 

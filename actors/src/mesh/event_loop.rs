@@ -39,8 +39,32 @@ struct EventLoop {
     seq: u64,
     /// Dials whose outcome someone awaits (the healer), by connection id.
     awaited_dials: HashMap<ConnectionId, oneshot::Sender<Result<(), MeshError>>>,
+    /// Open connections: the peer and its address as seen from here (bounded
+    /// by the swarm's connection limits).
+    connections: HashMap<ConnectionId, (PeerId, Multiaddr)>,
     /// Signature checks of post-quantum beacons, when they are on.
     pq_check: Option<super::pq_beacons::PqBeaconCheck>,
+}
+
+/// Inbound frame streams read at once per neighbour. Each side opens one
+/// (a second while a broken one is replaced); every reader holds a buffer,
+/// so a peer opening hundreds of streams is refused beyond this.
+const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
+
+/// Counts the inbound stream readers of each neighbour.
+#[derive(Default)]
+struct InboundStreams {
+    /// One token per peer; each reader holds a clone while it runs.
+    readers: HashMap<PeerId, Arc<()>>,
+}
+
+impl InboundStreams {
+    /// A slot for one more reader of `peer`, or `None` when it has its share.
+    fn admit(&mut self, peer: PeerId) -> Option<Arc<()>> {
+        self.readers.retain(|_, token| Arc::strong_count(token) > 1);
+        let token = self.readers.entry(peer).or_default();
+        (Arc::strong_count(token) <= MAX_INBOUND_STREAMS_PER_PEER).then(|| Arc::clone(token))
+    }
 }
 
 /// Dials awaited at once; more are refused (each healer action awaits one).
@@ -73,6 +97,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         last_dial: HashMap::new(),
         bootstrap_peers: HashSet::new(),
         awaited_dials: HashMap::new(),
+        connections: HashMap::new(),
         seq: unix_ms(),
         pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
     };
@@ -82,6 +107,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let mut incoming = control
         .accept(FRAME_PROTOCOL)
         .map_err(|e| MeshError::Transport(e.to_string()))?;
+    let mut inbound = InboundStreams::default();
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
     let mut liveness_timer = tokio::time::interval(Duration::from_millis(config.keepalive_interval_ms.max(10)));
@@ -95,8 +121,16 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 None => return Ok(()),
             },
             Some((peer, stream)) = incoming.next() => {
+                let Some(slot) = inbound.admit(peer) else {
+                    tracing::debug!(%peer, "inbound frame stream over the per-peer limit refused");
+                    continue;
+                };
                 let heard = shared.neighbours.liveness(&peer);
-                tokio::spawn(read_frames(peer, stream, shared.frames.clone(), heard, config.max_frame_bytes));
+                let reader = read_frames(peer, stream, shared.frames.clone(), heard, config.max_frame_bytes);
+                tokio::spawn(async move {
+                    reader.await;
+                    drop(slot);
+                });
             }
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
             _ = liveness_timer.tick() => event_loop.close_silent_links(),
@@ -245,6 +279,12 @@ impl EventLoop {
                 peer: *peer,
                 rtt_ms: stats.rtt_ms(),
                 loss: stats.loss(),
+                remote_addrs: self
+                    .connections
+                    .values()
+                    .filter(|(owner, _)| owner == peer)
+                    .map(|(_, addr)| addr.clone())
+                    .collect(),
             })
             .collect();
         peers.sort_by_key(|p| p.peer);
@@ -272,6 +312,8 @@ impl EventLoop {
                 if let Some(reply) = self.awaited_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
+                self.connections
+                    .insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
                 if num_established.get() == 1 {
                     self.link_up(peer_id);
                 }
@@ -279,12 +321,16 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                num_established,
+                connection_id,
                 cause,
                 ..
             } => {
-                tracing::info!(peer = %peer_id, cause = ?cause, "link down");
-                self.link_down(peer_id);
+                self.connections.remove(&connection_id);
+                if num_established == 0 {
+                    tracing::info!(peer = %peer_id, cause = ?cause, "link down");
+                    self.link_down(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id,
@@ -408,6 +454,9 @@ impl EventLoop {
     /// Dials bootstrap peers that are not connected: a partition that heals, or a
     /// first dial lost on a bad link, must not leave a node cut off for good.
     fn redial_bootstrap(&mut self) {
+        // A dial older than the backoff no longer holds anything back; without
+        // this, every peer id ever announced would stay here.
+        self.last_dial.retain(|_, at| at.elapsed() < REDIAL_BACKOFF);
         let missing: Vec<(PeerId, Multiaddr)> = self
             .shared
             .config
@@ -521,4 +570,21 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_streams_are_admitted_up_to_the_per_peer_limit_and_freed_when_done() {
+        let (mut inbound, peer, other) = (InboundStreams::default(), PeerId::random(), PeerId::random());
+        let mut slots: Vec<Arc<()>> = (0..MAX_INBOUND_STREAMS_PER_PEER)
+            .map(|_| inbound.admit(peer).expect("within the limit"))
+            .collect();
+        assert!(inbound.admit(peer).is_none(), "one stream too many");
+        assert!(inbound.admit(other).is_some(), "another peer has its own share");
+        slots.pop();
+        assert!(inbound.admit(peer).is_some(), "a finished reader frees its slot");
+    }
 }

@@ -104,6 +104,9 @@ pub struct PeerLink {
     pub rtt_ms: f64,
     /// Recent ping loss ratio.
     pub loss: f64,
+    /// Remote addresses of its open connections, as this node sees them (what
+    /// the peer really uses, unlike the addresses its beacons announce).
+    pub remote_addrs: Vec<Multiaddr>,
 }
 
 /// Snapshot of the mesh for the API.

@@ -125,9 +125,11 @@ pub async fn read_frames(
             }
             continue;
         }
-        let mut frame = vec![0u8; len];
-        if reader.read_exact(&mut frame).await.is_err() {
-            return;
+        // Grows as the body arrives: a length prefix alone reserves nothing.
+        let mut frame = Vec::new();
+        match (&mut reader).take(len as u64).read_to_end(&mut frame).await {
+            Ok(n) if n == len => {}
+            _ => return,
         }
         handler.handle_frame(peer, Bytes::from(frame)).await;
     }
