@@ -66,7 +66,10 @@ impl MeshBehaviour {
             connection_limits::ConnectionLimits::default()
                 .with_max_established_per_peer(Some(2))
                 .with_max_established(Some(max_total))
-                .with_max_pending_incoming(Some(max_total)),
+                .with_max_pending_incoming(Some(max_total))
+                // Beacons name addresses to dial; this bounds how many dials
+                // forged beacons can have in flight at once.
+                .with_max_pending_outgoing(Some(max_total)),
         );
         Ok(Self {
             gossipsub,

@@ -4,7 +4,7 @@
 //! frame streams and the beacon timer. Other parts of the node talk to it through
 //! [`super::MeshHandle`] and hear from it through [`super::MeshEvent`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +17,7 @@ use libp2p::swarm::{
 };
 use libp2p::{gossipsub, identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 
 use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
@@ -46,24 +47,34 @@ struct EventLoop {
     pq_check: Option<super::pq_beacons::PqBeaconCheck>,
 }
 
-/// Inbound frame streams read at once per neighbour. Each side opens one
-/// (a second while a broken one is replaced); every reader holds a buffer,
-/// so a peer opening hundreds of streams is refused beyond this.
+/// Inbound frame streams read at once per neighbour. Each side keeps one
+/// (a writer whose stream failed opens another, and the old one may not have
+/// ended here yet); every reader holds a buffer, so a peer opening hundreds of
+/// streams only ever has this many read.
 const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
 
-/// Counts the inbound stream readers of each neighbour.
+/// The running inbound stream readers of each neighbour, oldest first.
 #[derive(Default)]
 struct InboundStreams {
-    /// One token per peer; each reader holds a clone while it runs.
-    readers: HashMap<PeerId, Arc<()>>,
+    readers: HashMap<PeerId, VecDeque<AbortHandle>>,
 }
 
 impl InboundStreams {
-    /// A slot for one more reader of `peer`, or `None` when it has its share.
-    fn admit(&mut self, peer: PeerId) -> Option<Arc<()>> {
-        self.readers.retain(|_, token| Arc::strong_count(token) > 1);
-        let token = self.readers.entry(peer).or_default();
-        (Arc::strong_count(token) <= MAX_INBOUND_STREAMS_PER_PEER).then(|| Arc::clone(token))
+    /// Records a new reader of `peer`; over the limit, stops its oldest (the
+    /// newest stream is the one its writer uses).
+    fn add(&mut self, peer: PeerId, reader: AbortHandle) {
+        self.readers.retain(|_, readers| {
+            readers.retain(|r| !r.is_finished());
+            !readers.is_empty()
+        });
+        let readers = self.readers.entry(peer).or_default();
+        readers.push_back(reader);
+        while readers.len() > MAX_INBOUND_STREAMS_PER_PEER {
+            if let Some(oldest) = readers.pop_front() {
+                tracing::debug!(%peer, "inbound frame streams over the per-peer limit: the oldest stopped");
+                oldest.abort();
+            }
+        }
     }
 }
 
@@ -121,16 +132,9 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 None => return Ok(()),
             },
             Some((peer, stream)) = incoming.next() => {
-                let Some(slot) = inbound.admit(peer) else {
-                    tracing::debug!(%peer, "inbound frame stream over the per-peer limit refused");
-                    continue;
-                };
                 let heard = shared.neighbours.liveness(&peer);
                 let reader = read_frames(peer, stream, shared.frames.clone(), heard, config.max_frame_bytes);
-                tokio::spawn(async move {
-                    reader.await;
-                    drop(slot);
-                });
+                inbound.add(peer, tokio::spawn(reader).abort_handle());
             }
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
             _ = liveness_timer.tick() => event_loop.close_silent_links(),
@@ -576,15 +580,19 @@ pub fn unix_ms() -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn inbound_streams_are_admitted_up_to_the_per_peer_limit_and_freed_when_done() {
+    #[tokio::test]
+    async fn over_the_per_peer_limit_the_oldest_inbound_reader_is_stopped() {
         let (mut inbound, peer, other) = (InboundStreams::default(), PeerId::random(), PeerId::random());
-        let mut slots: Vec<Arc<()>> = (0..MAX_INBOUND_STREAMS_PER_PEER)
-            .map(|_| inbound.admit(peer).expect("within the limit"))
-            .collect();
-        assert!(inbound.admit(peer).is_none(), "one stream too many");
-        assert!(inbound.admit(other).is_some(), "another peer has its own share");
-        slots.pop();
-        assert!(inbound.admit(peer).is_some(), "a finished reader frees its slot");
+        let idle = || tokio::spawn(std::future::pending::<()>()).abort_handle();
+        let readers: Vec<AbortHandle> = (0..=MAX_INBOUND_STREAMS_PER_PEER).map(|_| idle()).collect();
+        for reader in &readers {
+            inbound.add(peer, reader.clone());
+        }
+        inbound.add(other, idle());
+        tokio::task::yield_now().await;
+        assert!(readers[0].is_finished(), "the oldest of one too many is stopped");
+        assert!(readers[1..].iter().all(|r| !r.is_finished()), "the newest keep reading");
+        assert_eq!(inbound.readers[&peer].len(), MAX_INBOUND_STREAMS_PER_PEER);
+        assert_eq!(inbound.readers[&other].len(), 1, "another peer has its own share");
     }
 }
