@@ -168,6 +168,11 @@ fn a_sink_no_longer_configured_is_forgotten() {
     assert_eq!(outbox.retain_sinks(&[SinkKind::Alertmanager]).expect("retain"), 0);
 }
 
+/// The `peer` label of each due entry, in order.
+fn peers_of(due: &Due) -> Vec<&str> {
+    due.entries.iter().map(|e| e.alert.labels["peer"].as_str()).collect()
+}
+
 #[test]
 fn a_resolve_waits_behind_its_firing_notification() {
     let store = Store::temporary().expect("store");
@@ -178,16 +183,18 @@ fn a_resolve_waits_behind_its_firing_notification() {
     };
     outbox.record(alert("b"), &[sink], 0, HOUR).expect("record");
     let due = outbox.due(sink, 0, 10).expect("due");
-    let peers: Vec<&str> = due.entries.iter().map(|e| e.alert.labels["peer"].as_str()).collect();
-    assert_eq!(peers, ["a", "b"], "different alerts go together");
+    assert_eq!(peers_of(&due), ["a", "b"], "different alerts go together");
 
     outbox.failed(firing, sink, "HTTP 502", Some(5_000)).expect("failed");
     outbox
         .record(alert("a").resolved(), &[sink], 100, HOUR)
         .expect("record");
     let due = outbox.due(sink, 200, 10).expect("due");
-    let peers: Vec<&str> = due.entries.iter().map(|e| e.alert.labels["peer"].as_str()).collect();
-    assert_eq!(peers, ["b"], "a's resolve does not overtake a's firing notification");
+    assert_eq!(
+        peers_of(&due),
+        ["b"],
+        "a's resolve does not overtake a's firing notification"
+    );
     assert_eq!(due.next_ms, Some(5_000));
 
     let due = outbox.due(sink, 5_000, 10).expect("due");

@@ -505,28 +505,18 @@ impl Sessions {
             return Ok(HandshakeStep::default());
         }
         let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
-        let (from_initiator, expired) = {
-            let waiting = state.responding.peek(&local).ok_or(Reject::UnknownHandshake)?;
-            (
-                *waiting.responder.peer() == src,
-                now.duration_since(waiting.at) > timeout,
-            )
-        };
-        if expired {
-            state.responding.pop(&local);
-        }
-        if expired || !from_initiator {
+        let waiting = state.responding.peek_mut(&local).ok_or(Reject::UnknownHandshake)?;
+        if *waiting.responder.peer() != src {
             // A Finish claiming another source, or one that fails below, leaves
             // the handshake waiting for the initiator's own (sources are not
             // authenticated; only the signature is).
             return Err(Reject::UnknownHandshake);
         }
-        let mut session = state
-            .responding
-            .peek_mut(&local)
-            .ok_or(Reject::UnknownHandshake)?
-            .responder
-            .complete(message, now)?;
+        if now.duration_since(waiting.at) > timeout {
+            state.responding.pop(&local);
+            return Err(Reject::UnknownHandshake);
+        }
+        let mut session = waiting.responder.complete(message, now)?;
         let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
         let opened = waiting
             .early

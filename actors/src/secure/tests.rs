@@ -20,6 +20,15 @@ fn peer_id(sessions: &Sessions) -> libp2p::PeerId {
     sessions.identity.peer_id()
 }
 
+/// `message` with its last byte (inside the signature) changed.
+fn with_last_byte_flipped(message: &[u8]) -> Vec<u8> {
+    let mut tampered = message.to_vec();
+    if let Some(last) = tampered.last_mut() {
+        *last ^= 1;
+    }
+    tampered
+}
+
 /// Each learns the other's keys; `a` queues a message for `b`, which starts a
 /// handshake. Returns the Init.
 fn introduce_and_start(a: &Sessions, b: &Sessions, id: u64, payload: &'static str) -> bytes::Bytes {
@@ -99,9 +108,7 @@ fn a_forged_reply_does_not_end_the_handshake_it_claims_to_answer() {
         .expect("reply")
         .answer
         .expect("reply");
-    let mut tampered = reply.to_vec();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
+    let tampered = with_last_byte_flipped(&reply);
     assert!(
         a.on_handshake(peer_id(&b), &tampered).is_err(),
         "a tampered Reply is refused"
@@ -118,9 +125,7 @@ fn a_forged_reply_does_not_end_the_handshake_it_claims_to_answer() {
         b.on_handshake(stranger, &finish).is_err(),
         "a Finish from elsewhere is refused"
     );
-    let mut tampered = finish.to_vec();
-    let last = tampered.len() - 1;
-    tampered[last] ^= 1;
+    let tampered = with_last_byte_flipped(&finish);
     assert!(
         b.on_handshake(peer_id(&a), &tampered).is_err(),
         "a tampered Finish is refused"

@@ -10,6 +10,8 @@ use super::{ConfigError, NodeConfig};
 pub const MAX_SECS: u64 = 7 * 24 * 3_600;
 /// Largest capacity any setting may name: 4 Mi entries.
 pub const MAX_CAPACITY: usize = 1 << 22;
+/// Longest pause of an alert sink: a day.
+const DAY_SECS: u64 = 24 * 3_600;
 
 impl NodeConfig {
     /// Checks every duration and capacity against its bound, and the timers
@@ -71,20 +73,39 @@ impl NodeConfig {
             ("alerter.max_outbox", alerter.max_outbox),
             ("alerter.max_firing", alerter.max_firing),
         ];
-        if let Some(&(key, _)) = secs.iter().find(|(_, value)| *value > MAX_SECS) {
-            return invalid(key, format!("must be at most a week ({MAX_SECS})"));
-        }
-        if let Some(&(key, _)) = millis.iter().find(|(_, value)| *value > MAX_SECS * 1_000) {
-            return invalid(key, format!("must be at most a week ({})", MAX_SECS * 1_000));
-        }
-        if let Some(&(key, _)) = capacities.iter().find(|(_, value)| *value > MAX_CAPACITY) {
-            return invalid(key, format!("must be at most {MAX_CAPACITY}"));
-        }
-        if mesh.max_frame_bytes > MAX_CAPACITY {
-            return invalid(
-                "mesh.max_frame_bytes",
-                format!("must be at most {MAX_CAPACITY} (4 MiB)"),
-            );
+        let bounded = secs
+            .iter()
+            .map(|&(key, value)| (key, value, MAX_SECS, "a week"))
+            .chain(
+                millis
+                    .iter()
+                    .map(|&(key, value)| (key, value, MAX_SECS * 1_000, "a week")),
+            )
+            .chain(
+                capacities
+                    .iter()
+                    .map(|&(key, value)| (key, count(value), count(MAX_CAPACITY), "4 Mi")),
+            )
+            .chain([
+                (
+                    "mesh.max_frame_bytes",
+                    count(mesh.max_frame_bytes),
+                    count(MAX_CAPACITY),
+                    "4 MiB",
+                ),
+                // Alert sinks pause for these: a day is already long silence.
+                ("alerter.open_secs", alerter.open_secs, DAY_SECS, "a day"),
+                (
+                    "alerter.alertmanager_refresh_secs",
+                    alerter.alertmanager_refresh_secs,
+                    DAY_SECS,
+                    "a day",
+                ),
+            ]);
+        for (key, value, max, named) in bounded {
+            if value > max {
+                return invalid(key, format!("must be at most {named} ({max})"));
+            }
         }
         if mesh.link_timeout_ms <= mesh.keepalive_interval_ms {
             // Every link would be closed on every liveness check.
@@ -95,6 +116,11 @@ impl NodeConfig {
         }
         Ok(())
     }
+}
+
+/// A count as `u64`, for comparing with the other bounds.
+fn count(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
 }
 
 fn invalid(key: &'static str, problem: String) -> Result<(), ConfigError> {

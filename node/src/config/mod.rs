@@ -286,13 +286,6 @@ impl NodeConfig {
         if alerter.max_outbox == 0 || alerter.max_firing == 0 {
             return invalid("alerter.max_outbox", "and alerter.max_firing must be at least 1");
         }
-        const DAY_SECS: u64 = 24 * 3_600;
-        if alerter.open_secs > DAY_SECS || alerter.alertmanager_refresh_secs > DAY_SECS {
-            return invalid(
-                "alerter.open_secs",
-                "and alerter.alertmanager_refresh_secs must be at most a day (86400)",
-            );
-        }
         Ok(())
     }
 }
