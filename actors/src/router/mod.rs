@@ -8,6 +8,7 @@
 
 pub mod byzantine;
 pub mod config;
+mod expiry;
 pub mod forwarder;
 pub mod frame;
 pub mod graph;
@@ -106,12 +107,18 @@ impl RouterActor {
         }
     }
 
+    /// Drops nodes whose beacons stopped (see [`expiry`] for when that is).
     fn expire(&mut self) {
         let expiry = Duration::from_millis(self.config.beacon_expiry_ms);
         let before = self.nodes.len();
-        let judge = &mut self.judge;
+        let now = Instant::now();
+        let Some(newest) = self.nodes.values().map(|n| n.received).max() else {
+            return;
+        };
+        let (judge, local_links) = (&mut self.judge, &self.local_links);
         self.nodes.retain(|peer, n| {
-            let fresh = n.received.elapsed() < expiry;
+            let live_neighbour = local_links.iter().any(|(p, _)| p == peer);
+            let fresh = !expiry::expired(n.received, newest, now, expiry, live_neighbour);
             if !fresh {
                 judge.forget_claims(peer);
             }
