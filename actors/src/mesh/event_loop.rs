@@ -22,8 +22,6 @@ use tokio::task::AbortHandle;
 use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::link_stats::LinkStats;
-use super::neighbours::SilenceTimeout;
-use super::stalls::StallMeter;
 use super::streams::{read_frames, write_frames, FRAME_PROTOCOL};
 use super::{metrics as m, Command, LinkQuality, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
 
@@ -47,8 +45,6 @@ struct EventLoop {
     connections: HashMap<ConnectionId, (PeerId, Multiaddr)>,
     /// Signature checks of post-quantum beacons, when they are on.
     pq_check: Option<super::pq_beacons::PqBeaconCheck>,
-    /// How late the liveness checks ran lately (this node's own stalls).
-    stalls: StallMeter,
 }
 
 /// Inbound frame streams read at once per neighbour. Each side keeps one
@@ -103,7 +99,6 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         .map_err(|e| MeshError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
-    let liveness_every = Duration::from_millis(config.keepalive_interval_ms.max(10));
     let mut event_loop = EventLoop {
         swarm,
         shared: shared.clone(),
@@ -116,7 +111,6 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         connections: HashMap::new(),
         seq: unix_ms(),
         pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
-        stalls: StallMeter::new(liveness_every),
     };
     event_loop.start()?;
 
@@ -127,7 +121,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let mut inbound = InboundStreams::default();
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
-    let mut liveness_timer = tokio::time::interval(liveness_every);
+    let mut liveness_timer = tokio::time::interval(Duration::from_millis(config.keepalive_interval_ms.max(10)));
     let mut redial_timer = tokio::time::interval(REDIAL_BACKOFF);
 
     loop {
@@ -480,15 +474,10 @@ impl EventLoop {
         }
     }
 
-    /// Closes links whose neighbour has been silent past its timeout
-    /// (`link_timeout_ms`, stretched by the link's jitter and this node's own
-    /// stalls: see [`SilenceTimeout`]).
+    /// Closes links whose neighbour has been silent past `link_timeout_ms`.
     fn close_silent_links(&mut self) {
-        let timeout = SilenceTimeout {
-            base: Duration::from_millis(self.shared.config.link_timeout_ms),
-            local_stall: self.stalls.observe(Instant::now()),
-        };
-        for (peer, timeout) in self.shared.neighbours.silent_for(timeout) {
+        let timeout = Duration::from_millis(self.shared.config.link_timeout_ms);
+        for peer in self.shared.neighbours.silent_for(timeout) {
             tracing::info!(%peer, ?timeout, "neighbour silent, closing link");
             let _ = self.swarm.disconnect_peer_id(peer);
         }

@@ -18,9 +18,7 @@ pub struct RouterConfig {
     pub inbox_capacity: usize,
     /// Recent (source, id) pairs remembered to drop duplicates.
     pub seen_capacity: usize,
-    /// A node whose last beacon is older than this (ms) leaves the graph, once
-    /// newer beacons of other nodes show the mesh moved on without it and it is
-    /// not a live neighbour (see `router::expiry`).
+    /// A node whose last beacon is older than this (ms) leaves the graph.
     pub beacon_expiry_ms: u64,
     /// Most nodes kept in the link-state database.
     pub max_nodes: usize,

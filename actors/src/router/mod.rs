@@ -8,7 +8,6 @@
 
 pub mod byzantine;
 pub mod config;
-mod expiry;
 pub mod forwarder;
 pub mod frame;
 pub mod graph;
@@ -107,18 +106,12 @@ impl RouterActor {
         }
     }
 
-    /// Drops nodes whose beacons stopped (see [`expiry`] for when that is).
     fn expire(&mut self) {
         let expiry = Duration::from_millis(self.config.beacon_expiry_ms);
         let before = self.nodes.len();
-        let now = Instant::now();
-        let Some(newest) = self.nodes.values().map(|n| n.received).max() else {
-            return;
-        };
-        let (judge, local_links) = (&mut self.judge, &self.local_links);
+        let judge = &mut self.judge;
         self.nodes.retain(|peer, n| {
-            let live_neighbour = local_links.iter().any(|(p, _)| p == peer);
-            let fresh = !expiry::expired(n.received, newest, now, expiry, live_neighbour);
+            let fresh = n.received.elapsed() < expiry;
             if !fresh {
                 judge.forget_claims(peer);
             }
