@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use x0tta6bl4_integration::outage::percentile;
-use x0tta6bl4_integration::{metric, metrics_text, rss_bytes, NodeProcess, TestMesh};
+use x0tta6bl4_integration::{metric, metrics_text, poll_for, rss_bytes, NodeProcess, TestMesh};
 
 /// The flood lasts at least this long…
 const FLOOD_MIN: Duration = Duration::from_secs(8);
@@ -24,12 +24,13 @@ const JUNK_PER_REQUEST: u32 = 500;
 /// The victim's RSS may grow by at most this much during the flood.
 const RSS_GROWTH_BOUND: u64 = 64 << 20;
 
-/// What the victim has refused so far: junk frames (malformed or over a limit)
-/// and Inits over the handshake rate.
+/// What the victim has refused so far: junk frames (malformed or over a limit),
+/// Inits over the handshake rate, and Inits answered with a cookie.
 #[derive(Debug, Clone, Copy)]
 struct Refused {
     junk: u64,
     inits: u64,
+    cookies: u64,
 }
 
 fn refused(victim: &NodeProcess) -> Refused {
@@ -39,6 +40,7 @@ fn refused(victim: &NodeProcess) -> Refused {
         junk: count("x0tta_router_frames_rejected_total", "reason=\"malformed\"")
             + count("x0tta_router_frames_rejected_total", "reason=\"rate_limited\""),
         inits: count("x0tta_pqc_handshakes_total", "result=\"rate_limited\""),
+        cookies: count("x0tta_pqc_handshakes_total", "result=\"cookie_required\""),
     }
 }
 
@@ -154,21 +156,23 @@ fn a_flood_of_junk_and_handshakes_leaves_memory_bounded_and_honest_traffic_flowi
     });
     let flood = started.elapsed();
 
-    let arrived = wait_for_or_last(Duration::from_secs(20), || honest_delivered(victim), |n| *n >= sent);
+    let arrived = poll_for(Duration::from_secs(20), || {
+        let arrived = honest_delivered(victim);
+        (arrived >= sent).then_some(arrived)
+    })
+    .unwrap_or_else(|| honest_delivered(victim));
     let (ok, total, p50, p99) = summary(&during);
     let peak = peak.load(Ordering::Relaxed);
     let after = refused(victim);
-    let text = metrics_text(victim);
-    let count = |name: &str, label: &str| metric(&text, name, &[label]) as u64;
-    let cookies = count("x0tta_pqc_handshakes_total", "result=\"cookie_required\"");
     println!(
         "flood {flood:.1?}: rogue queued {} junk frames and {} Inits; victim refused {} junk frames \
-         ({} by the end of the flood), {} Inits over the handshake rate, answered {cookies} with a cookie",
+         ({} by the end of the flood), {} Inits over the handshake rate, answered {} with a cookie",
         junk_sent.load(Ordering::Relaxed),
         inits_sent.load(Ordering::Relaxed),
         after.junk - refused_before.junk,
         refused_during.junk - refused_before.junk,
         after.inits - refused_before.inits,
+        after.cookies - refused_before.cookies,
     );
     println!(
         "honest echoes before: {}/{} p50 {} µs p99 {} µs; during: {ok}/{total} p50 {p50} µs p99 {p99} µs; \
@@ -209,16 +213,4 @@ fn a_flood_of_junk_and_handshakes_leaves_memory_bounded_and_honest_traffic_flowi
         "the junk reached the victim and was refused within {FLOOD_MAX:?}"
     );
     assert_eq!(arrived, sent, "every honest message arrived");
-}
-
-/// Polls `value` every 50 ms until `done` holds or `timeout` passes; the last value.
-fn wait_for_or_last<T>(timeout: Duration, mut value: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
-    let started = Instant::now();
-    loop {
-        let v = value();
-        if done(&v) || started.elapsed() >= timeout {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
