@@ -25,6 +25,9 @@ pub fn run(nodes: usize, http_base_port: u16, data_dir: &Path) -> anyhow::Result
         "--nodes must be between 1 and {MAX_NODES}"
     );
     let exe = std::env::current_exe().context("cannot find my own executable")?;
+    // Listening before the first node starts: a Ctrl-C at any point from here
+    // on is kept and stops the mesh once discovery has been reported.
+    let stop = StopSignals::listen()?;
     let mut mesh: Vec<NodeProcess> = Vec::with_capacity(nodes);
     println!("starting {nodes} nodes (data and logs in {})", data_dir.display());
     for i in 0..nodes {
@@ -43,7 +46,7 @@ pub fn run(nodes: usize, http_base_port: u16, data_dir: &Path) -> anyhow::Result
     }
     wait_for_discovery(&mesh);
     println!("press Ctrl-C to stop the mesh");
-    wait_for_signal()?;
+    stop.wait();
     println!("stopping {} nodes", mesh.len());
     for node in &mut mesh {
         node.stop();
@@ -94,17 +97,37 @@ fn wait_for_discovery(mesh: &[NodeProcess]) {
     println!("mesh still incomplete after {DISCOVERY_TIMEOUT:?}; see the node logs");
 }
 
-fn wait_for_signal() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal runtime")?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
-    Ok(())
+/// SIGINT and SIGTERM, listened for from creation on (a signal that arrives
+/// before [`StopSignals::wait`] is kept, not lost to the default handler).
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal runtime")?;
+        let (interrupt, terminate) = runtime
+            .block_on(async { anyhow::Ok((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)) })?;
+        Ok(Self {
+            runtime,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// Blocks until Ctrl-C or SIGTERM (at once if one already arrived).
+    fn wait(mut self) {
+        self.runtime.block_on(async {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        });
+    }
 }

@@ -95,14 +95,28 @@ pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<H
         )
     })?;
     let bytes = bytes::Bytes::from(bytes);
-    for _ in 0..request.count.clamp(1, MAX_RAW_COPIES) {
-        queue
-            .send(bytes.clone())
-            .await
-            .map_err(|_| ApiError::unavailable("neighbour disconnected"))?;
+    let count = request.count.clamp(1, MAX_RAW_COPIES);
+    for queued in 0..count {
+        match tokio::time::timeout(RAW_FRAME_WAIT, queue.send(bytes.clone())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                return Err(ApiError::unavailable(format!(
+                    "neighbour disconnected after {queued} of {count} frames"
+                )))
+            }
+            Err(_) => {
+                return Err(ApiError::unavailable(format!(
+                    "neighbour's frame queue stayed full for {RAW_FRAME_WAIT:?} after {queued} of {count} frames"
+                )))
+            }
+        }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "queued": request.count.clamp(1, MAX_RAW_COPIES) })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "queued": count })))
 }
+
+/// How long a raw-frame request waits for room in a full neighbour queue
+/// before it gives up (a link that stopped draining must not hang the request).
+const RAW_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
