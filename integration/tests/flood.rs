@@ -1,8 +1,9 @@
 //! A flood, bounded in time, on loopback: a rogue neighbour sends junk frames
 //! and handshake Inits as fast as it can while an honest neighbour keeps
 //! talking to the same node. The victim's healer is off, so what holds is the
-//! data plane's own protection: per-neighbour frame buckets, per-peer
-//! handshake buckets, cookies, bounded tables.
+//! data plane's own protection: junk refused before any work (and counted
+//! as the neighbour's violations), per-peer handshake buckets, cookies,
+//! bounded tables, and stream readers that take turns.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ const JUNK_PER_REQUEST: u32 = 500;
 /// The victim's RSS may grow by at most this much during the flood.
 const RSS_GROWTH_BOUND: u64 = 64 << 20;
 
-/// What the victim has refused so far: junk frames (malformed or over a limit),
+/// What the victim has refused so far: junk frames (malformed),
 /// Inits over the handshake rate, and Inits answered with a cookie.
 #[derive(Debug, Clone, Copy)]
 struct Refused {
@@ -37,8 +38,7 @@ fn refused(victim: &NodeProcess) -> Refused {
     let text = metrics_text(victim);
     let count = |name: &str, label: &str| metric(&text, name, &[label]) as u64;
     Refused {
-        junk: count("x0tta_router_frames_rejected_total", "reason=\"malformed\"")
-            + count("x0tta_router_frames_rejected_total", "reason=\"rate_limited\""),
+        junk: count("x0tta_router_frames_rejected_total", "reason=\"malformed\""),
         inits: count("x0tta_pqc_handshakes_total", "result=\"rate_limited\""),
         cookies: count("x0tta_pqc_handshakes_total", "result=\"cookie_required\""),
     }

@@ -31,10 +31,9 @@ pub struct RouterConfig {
     pub hysteresis_percent: u64,
     /// …or at most this many microseconds of round trip more, whichever is larger.
     pub hysteresis_floor_us: u64,
-    /// Frames per second one neighbour may send (token bucket refill).
-    pub frames_per_sec_per_peer: u32,
-    /// Frames one neighbour may send in a burst.
-    pub frame_burst: u32,
+    /// Window (ms) over which the senders' shares of a congested relay are
+    /// counted (see `router::fair_share`).
+    pub fair_share_window_ms: u64,
     /// Accept `POST /api/v1/debug/fault` (tests only).
     pub fault_injection: bool,
     /// Byzantine checks on beacons (set from the top-level `byzantine` key,
@@ -60,9 +59,9 @@ impl Default for RouterConfig {
             recompute_interval_ms: 100,
             hysteresis_percent: Hysteresis::default().percent,
             hysteresis_floor_us: Hysteresis::default().floor,
-            // Far above what one neighbour carries here, far below a flood.
-            frames_per_sec_per_peer: 50_000,
-            frame_burst: 10_000,
+            // Long enough to count a few hundred frames of a busy link, short
+            // enough that a sender that stops flooding is soon treated as light.
+            fair_share_window_ms: 100,
             fault_injection: false,
             byzantine: false,
         }
@@ -76,6 +75,11 @@ impl RouterConfig {
             percent: self.hysteresis_percent,
             floor: self.hysteresis_floor_us,
         }
+    }
+
+    /// The fair-share window as a duration.
+    pub fn fair_share_window(&self) -> Duration {
+        Duration::from_millis(self.fair_share_window_ms)
     }
 
     /// Queue timeout as a duration.

@@ -19,6 +19,7 @@ use lru::LruCache;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use super::fair_share::{self, FairShare, SenderShare};
 use super::frame::{Frame, FrameKind, RejectReason};
 use super::graph::Route;
 use super::inbox::{Delivered, Inbox, Undeliverable};
@@ -26,7 +27,6 @@ use super::metrics as m;
 use super::reliable::{self, Reliable};
 use super::RouterConfig;
 use crate::buckets::capacity;
-use crate::buckets::PeerBuckets;
 use crate::mesh::{unix_ms, FrameHandler, Neighbours};
 use crate::secure::{OutboundError, Sessions};
 
@@ -103,8 +103,8 @@ pub struct Forwarder {
     blackhole: AtomicBool,
     /// End-to-end sessions; `None` only in unit tests of forwarding itself.
     sessions: Option<Arc<Sessions>>,
-    /// A token bucket per sending neighbour.
-    frame_buckets: PeerBuckets,
+    /// Who sends how much through this node, and who loses under overload.
+    fair_share: FairShare,
     /// Test-only view of relayed frames: kind and the first payload bytes.
     transit: Mutex<std::collections::VecDeque<TransitSample>>,
 }
@@ -127,7 +127,7 @@ impl Forwarder {
     pub fn new(local: PeerId, config: RouterConfig, neighbours: Arc<Neighbours>) -> Self {
         m::describe();
         let seen = capacity(config.seen_capacity);
-        let frame_buckets = PeerBuckets::new(config.frames_per_sec_per_peer, config.frame_burst, MAX_MISBEHAVING);
+        let fair_share = FairShare::new(config.fair_share_window(), capacity(MAX_MISBEHAVING));
         Self {
             local,
             inbox: Mutex::new(Inbox::new(config.inbox_capacity)),
@@ -143,7 +143,7 @@ impl Forwarder {
             blackhole: AtomicBool::new(false),
             config,
             sessions: None,
-            frame_buckets,
+            fair_share,
             transit: Mutex::new(std::collections::VecDeque::with_capacity(TRANSIT_LOG)),
         }
     }
@@ -277,7 +277,7 @@ impl Forwarder {
             self.deliver(frame).await;
             Ok(())
         } else {
-            self.transmit(frame).await
+            self.transmit_for(self.local, frame).await
         }
     }
 
@@ -424,9 +424,6 @@ impl Forwarder {
 
     /// Handles one frame received from neighbour `from`.
     pub async fn on_frame(&self, from: PeerId, bytes: Bytes) {
-        if !self.frame_buckets.allow(from) {
-            return self.reject_from(from, RejectReason::RateLimited);
-        }
         let frame = match Frame::decode(bytes) {
             Ok(frame) => frame,
             Err(reason) => {
@@ -456,7 +453,7 @@ impl Forwarder {
             return self.report(&frame, RejectReason::TtlExpired).await;
         }
         self.note_transit(&frame);
-        match self.transmit(frame.clone()).await {
+        match self.transmit_for(from, frame.clone()).await {
             Ok(()) => {
                 self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
                 m::forwarded();
@@ -475,26 +472,55 @@ impl Forwarder {
     }
 
     /// Sends `frame` one hop closer to its destination.
-    async fn transmit(&self, mut frame: Frame) -> Result<(), RejectReason> {
+    async fn transmit(&self, frame: Frame) -> Result<(), RejectReason> {
+        let queue = self.next_queue(&frame)?;
+        self.enqueue(&queue, frame).await
+    }
+
+    /// Relays `frame`, received from `sender` (or originated here), unless its
+    /// next hop is congested and `sender` is over its fair share.
+    async fn transmit_for(&self, sender: PeerId, frame: Frame) -> Result<(), RejectReason> {
+        let queue = self.next_queue(&frame)?;
+        let queued = queue.max_capacity() - queue.capacity();
+        if !self
+            .fair_share
+            .admit(sender, fair_share::congested(queued, queue.max_capacity()))
+        {
+            return Err(RejectReason::OverFairShare);
+        }
+        self.enqueue(&queue, frame).await
+    }
+
+    /// The queue of the next hop towards the frame's destination (the backup
+    /// hop's when the primary is gone).
+    fn next_queue(&self, frame: &Frame) -> Result<tokio::sync::mpsc::Sender<Bytes>, RejectReason> {
         let route = self
             .table
             .load()
             .get(&frame.dst)
             .copied()
             .ok_or(RejectReason::UnknownDestination)?;
-        let queue = match self.neighbours.queue(&route.next) {
-            Some(queue) => queue,
+        match self.neighbours.queue(&route.next) {
+            Some(queue) => Ok(queue),
             None => {
                 let backup = route.backup.and_then(|b| self.neighbours.queue(&b));
                 m::backup_used();
-                backup.ok_or(RejectReason::UnknownDestination)?
+                backup.ok_or(RejectReason::UnknownDestination)
             }
-        };
+        }
+    }
+
+    async fn enqueue(&self, queue: &tokio::sync::mpsc::Sender<Bytes>, mut frame: Frame) -> Result<(), RejectReason> {
         frame.hops = frame.hops.saturating_add(1);
         queue
             .send_timeout(frame.encode(), self.config.queue_timeout())
             .await
             .map_err(|_| RejectReason::QueueFull)
+    }
+
+    /// What each sender sent through this node and lost to fair sharing.
+    pub fn fair_shares(&self) -> Vec<SenderShare> {
+        self.fair_share.shares()
     }
 
     /// Tells the source of `frame` that it was dropped here (never for reports,

@@ -103,6 +103,34 @@ async fn full_queue_drops_instead_of_blocking() {
 }
 
 #[tokio::test]
+async fn a_congested_next_hop_drops_the_heavy_sender_and_queues_the_light_one() {
+    let (f, neighbours) = forwarder();
+    let (heavy, light, dst) = (PeerId::random(), PeerId::random(), PeerId::random());
+    // A next hop that does not drain: its queue of 8 soon is over half full.
+    let (tx, mut rx) = mpsc::channel(8);
+    neighbours.insert(dst, tx);
+    single_route(&f, dst, dst, None);
+    for id in 0..40 {
+        f.on_frame(heavy, data(heavy, dst, 8, id)).await;
+        if id % 10 == 0 {
+            f.on_frame(light, data(light, dst, 8, 1_000 + id)).await;
+        }
+    }
+    let mut queued = Vec::new();
+    while let Ok(bytes) = rx.try_recv() {
+        queued.push(Frame::decode(bytes).expect("valid").src);
+    }
+    let from_light = queued.iter().filter(|src| **src == light).count();
+    assert_eq!(from_light, 4, "every frame of the light sender was queued: {queued:?}");
+    assert_eq!(queued.len(), 8, "the queue filled up");
+    let shares = f.fair_shares();
+    assert_eq!(shares[0].peer, heavy);
+    assert_eq!(shares[0].arrived, 40);
+    assert!(shares[0].dropped > 0, "the flooder lost frames: {shares:?}");
+    assert_eq!(shares[1].dropped, 0);
+}
+
+#[tokio::test]
 async fn invalid_utf8_is_delivered_lossy_and_flagged() {
     let (f, _) = forwarder();
     let src = PeerId::random();

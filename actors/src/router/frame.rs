@@ -98,9 +98,10 @@ pub enum RejectReason {
     /// The end-to-end session refused it (see `x0tta_pqc_*` for the reason).
     #[error("refused by the end-to-end session")]
     Session,
-    /// The sending neighbour's token bucket was empty.
-    #[error("neighbour over its frame rate")]
-    RateLimited,
+    /// Dropped under overload: the next hop's queue was congested and the
+    /// sender had sent more than its fair share (see `router::fair_share`).
+    #[error("sender over its fair share of a congested relay")]
+    OverFairShare,
 }
 
 impl RejectReason {
@@ -116,7 +117,7 @@ impl RejectReason {
             Self::QueueFull => "queue_full",
             Self::Unsealed => "unsealed",
             Self::Session => "session",
-            Self::RateLimited => "rate_limited",
+            Self::OverFairShare => "over_fair_share",
         }
     }
 
@@ -137,7 +138,7 @@ impl RejectReason {
             Self::QueueFull,
             Self::Unsealed,
             Self::Session,
-            Self::RateLimited,
+            Self::OverFairShare,
         ]
         .into_iter()
         .find(|r| r.code() == code)

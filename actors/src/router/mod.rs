@@ -8,6 +8,7 @@
 
 pub mod byzantine;
 pub mod config;
+pub mod fair_share;
 pub mod forwarder;
 pub mod frame;
 pub mod graph;

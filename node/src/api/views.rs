@@ -46,6 +46,9 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "rejected": counters.rejected.load(Ordering::Relaxed),
             "reliable_pending": state.forwarder.reliable_pending(),
         },
+        // Who relays how much through this node, and what fair sharing under
+        // overload dropped of it (heaviest recent sender first).
+        "senders": state.forwarder.fair_shares(),
     })))
 }
 

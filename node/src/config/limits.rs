@@ -41,6 +41,7 @@ impl NodeConfig {
             ("router.beacon_expiry_ms", router.beacon_expiry_ms),
             ("router.queue_timeout_ms", router.queue_timeout_ms),
             ("router.recompute_interval_ms", router.recompute_interval_ms),
+            ("router.fair_share_window_ms", router.fair_share_window_ms),
             ("healer.cycle_ms", healer.cycle_ms),
             ("healer.silent_after_ms", healer.silent_after_ms),
             ("healer.verify_ms", healer.verify_ms),
