@@ -46,6 +46,10 @@ pub fn test_spec(dir: &std::path::Path, name: &str) -> NodeSpec {
         .with("X0TTA6BL4_ROUTER__INBOX_CAPACITY", "4096")
 }
 
+/// The fast-failover profile (`X0TTA6BL4_FAILOVER=true`: keepalives every 50 ms,
+/// a link silent for 300 ms is closed), as extra environment for test nodes.
+pub const FAST_FAILOVER: &[(&str, &str)] = &[("X0TTA6BL4_FAILOVER", "true")];
+
 /// Waits until `node` has a route to every peer id in `peers`; returns the routes.
 pub fn wait_routes_to(node: &NodeProcess, peers: &[String], timeout: Duration) -> Vec<Value> {
     wait_for(

@@ -216,13 +216,9 @@ fn comes_back_once_the_loss_ends(net: &mut TestNet, b: &str) {
 #[test]
 fn an_action_that_makes_delivery_worse_is_rolled_back() {
     let _serial = serial();
-    let fast_links = [
-        ("X0TTA6BL4_MESH__KEEPALIVE_INTERVAL_MS", "50"),
-        ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "300"),
-    ];
     // Only A heals: B would otherwise avoid the flapping link from its end too,
     // a valid decision of its own that this test is not about.
-    let Some(net) = detour::start(&fast_links, &[1]) else {
+    let Some(net) = detour::start(x0tta6bl4_integration::FAST_FAILOVER, &[1]) else {
         return;
     };
     let b = net.node(1).peer_id.clone();

@@ -9,15 +9,8 @@ use serde_json::json;
 use x0tta6bl4_integration::netns::{test_net_or_skip, TestNet};
 use x0tta6bl4_integration::outage::outage_after;
 use x0tta6bl4_integration::{
-    first_arrival_after, inbox_ids, metrics_text, route_to, unix_ms, wait_for, wait_routes_to, Flow,
+    first_arrival_after, inbox_ids, metrics_text, route_to, unix_ms, wait_for, wait_routes_to, Flow, FAST_FAILOVER,
 };
-
-/// Fast link-failure detection: keepalives every 50 ms, a link silent for
-/// 300 ms is closed.
-const FAST_FAILOVER: &[(&str, &str)] = &[
-    ("X0TTA6BL4_MESH__KEEPALIVE_INTERVAL_MS", "50"),
-    ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "300"),
-];
 
 /// The scenarios measure timing on two cores: they run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

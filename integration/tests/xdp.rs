@@ -243,11 +243,8 @@ fn quarantined_sources_are_dropped_until_released_or_expired() {
 fn quarantining_a_peer_by_id_cuts_its_mesh_link_until_released() {
     let _serial = serial();
     let Some(mut net) = pair() else { return };
-    let fast = [
-        ("X0TTA6BL4_MESH__KEEPALIVE_INTERVAL_MS", "50"),
-        ("X0TTA6BL4_MESH__LINK_TIMEOUT_MS", "300"),
-    ];
-    start_watcher(&mut net, &[LINK_DEV], &fast);
+    let fast = x0tta6bl4_integration::FAST_FAILOVER;
+    start_watcher(&mut net, &[LINK_DEV], fast);
     let spec = fast.iter().fold(net.node_spec(1), |s, (k, v)| s.with(k, *v));
     net.start_node(1, spec).expect("second node");
     let peer = net.node(1).peer_id.clone();

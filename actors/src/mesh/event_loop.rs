@@ -479,6 +479,7 @@ impl EventLoop {
         let timeout = Duration::from_millis(self.shared.config.link_timeout_ms);
         for peer in self.shared.neighbours.silent_for(timeout) {
             tracing::info!(%peer, ?timeout, "neighbour silent, closing link");
+            m::link_closed_silent(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }

@@ -7,6 +7,7 @@ const BEACONS_PUBLISHED: &str = "x0tta_beacons_published_total";
 const DIALS_FAILED: &str = "x0tta_mesh_dials_failed_total";
 const EVENTS_DROPPED: &str = "x0tta_mesh_events_dropped_total";
 const LINK_LOSS: &str = "x0tta_link_loss_ratio";
+const LINKS_SILENT: &str = "x0tta_links_closed_silent_total";
 
 /// Registers help texts of every mesh metric.
 pub fn describe() {
@@ -23,7 +24,15 @@ pub fn describe() {
         LINK_LOSS,
         "Share of pings lost on the link to each neighbour (0 once it is down)"
     );
+    metrics::describe_counter!(
+        LINKS_SILENT,
+        "Links closed because their neighbour stayed silent past mesh.link_timeout_ms, by neighbour"
+    );
     metrics::gauge!(PEERS_CONNECTED).set(0.0);
+}
+
+pub(super) fn link_closed_silent(peer: &libp2p::PeerId) {
+    metrics::counter!(LINKS_SILENT, "peer" => peer.to_string()).increment(1);
 }
 
 pub(super) fn link_loss(peer: &libp2p::PeerId, loss: f64) {

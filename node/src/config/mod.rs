@@ -102,6 +102,10 @@ pub struct NodeConfig {
     /// Post-quantum beacons (`X0TTA6BL4_PQC_BEACONS=true`): sign beacons with
     /// ML-DSA-65 and drop unsigned or badly signed ones.
     pub pqc_beacons: bool,
+    /// Fast-failover profile (`X0TTA6BL4_FAILOVER=true`): the timers of
+    /// [`NodeConfig::failover_defaults`] become the defaults; values set in the
+    /// file or the environment still win.
+    pub failover: bool,
 }
 
 impl Default for NodeConfig {
@@ -120,14 +124,53 @@ impl Default for NodeConfig {
             alerter: AlerterConfig::default(),
             byzantine: false,
             pqc_beacons: false,
+            failover: false,
         }
     }
 }
 
 impl NodeConfig {
-    /// Loads defaults, then the file (if any), then `X0TTA6BL4_*` variables, and validates.
+    /// Loads defaults, then the file (if any), then `X0TTA6BL4_*` variables, and
+    /// validates. When they turn `failover` on, loads again on top of
+    /// [`NodeConfig::failover_defaults`].
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(NodeConfig::default()));
+        let mut config = Self::layered(NodeConfig::default(), file)?;
+        if config.failover {
+            config = Self::layered(NodeConfig::failover_defaults(), file)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults of the fast-failover profile: the timers the namespace
+    /// tests run with. A link silent for 300 ms is closed (1,500 ms by
+    /// default) and beacons expire after 1.5 s (5 s). The cost: per link 20
+    /// keepalives and 3.3 pings a second each way instead of 4 and 1, every
+    /// node's beacon gossiped 3.3 times a second instead of once, and a
+    /// process that stalls for 300 ms (a busy or overcommitted host) loses
+    /// its links for a moment.
+    pub fn failover_defaults() -> Self {
+        let defaults = NodeConfig::default();
+        Self {
+            failover: true,
+            mesh: MeshConfig {
+                keepalive_interval_ms: 50,
+                link_timeout_ms: 300,
+                beacon_interval_ms: 300,
+                ping_interval_ms: 300,
+                ..defaults.mesh
+            },
+            router: RouterConfig {
+                beacon_expiry_ms: 1_500,
+                ..defaults.router
+            },
+            ..defaults
+        }
+    }
+
+    /// `base`, then the file (if any), then `X0TTA6BL4_*` variables.
+    fn layered(base: NodeConfig, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(base));
         if let Some(file) = file {
             if !file.exists() {
                 return Err(ConfigError::MissingFile(file.to_path_buf()));
@@ -137,13 +180,11 @@ impl NodeConfig {
         let alert_env = Env::raw()
             .only(&ALERT_ENV)
             .map(|key| format!("alerter.{}", key.as_str().to_ascii_lowercase()).into());
-        let config: NodeConfig = figment
+        Ok(figment
             .merge(alert_env)
             .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .extract()
-            .map_err(Box::new)?;
-        config.validate()?;
-        Ok(config)
+            .map_err(Box::new)?)
     }
 
     /// The data directory in force.
@@ -307,6 +348,38 @@ mod tests {
             assert_eq!(config.mesh.max_peers, 7);
             assert_eq!(config.http.listen.port(), 0);
             assert_eq!(config.data_dir(), PathBuf::from("data/alpha"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn failover_profile_sets_fast_timers_that_explicit_values_override() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("X0TTA6BL4_FAILOVER", "true");
+            let config = NodeConfig::load(None).expect("loads");
+            assert!(config.failover);
+            let (mesh, router) = (&config.mesh, &config.router);
+            assert_eq!(
+                (
+                    mesh.keepalive_interval_ms,
+                    mesh.link_timeout_ms,
+                    mesh.beacon_interval_ms
+                ),
+                (50, 300, 300)
+            );
+            assert_eq!((mesh.ping_interval_ms, router.beacon_expiry_ms), (300, 1_500));
+            assert_eq!(mesh.max_peers, MeshConfig::default().max_peers, "the rest stays");
+
+            jail.create_file("node.toml", "[mesh]\nlink_timeout_ms = 900\n")?;
+            jail.set_env("X0TTA6BL4_MESH__KEEPALIVE_INTERVAL_MS", "100");
+            let config = NodeConfig::load(Some(Path::new("node.toml"))).expect("loads");
+            assert_eq!(config.mesh.link_timeout_ms, 900, "the file wins");
+            assert_eq!(config.mesh.keepalive_interval_ms, 100, "the environment wins");
+            assert_eq!(config.mesh.beacon_interval_ms, 300);
+
+            jail.set_env("X0TTA6BL4_FAILOVER", "false");
+            let config = NodeConfig::load(None).expect("loads");
+            assert_eq!(config.mesh.link_timeout_ms, MeshConfig::default().link_timeout_ms);
             Ok(())
         });
     }

@@ -1,0 +1,62 @@
+//! The fast-failover profile in effect (`X0TTA6BL4_FAILOVER=true`): when a
+//! neighbour stalls for 900 ms (SIGSTOP), a node with the profile (link timeout
+//! 300 ms) closes its link, and a node at the defaults (1,500 ms) keeps it.
+
+use std::time::Duration;
+
+use x0tta6bl4_integration::{metric, metrics_text, wait_for, NodeProcess, TestMesh, FAST_FAILOVER};
+
+/// How long the neighbour is stopped: three times the profile's timeout, well
+/// under the default one.
+const STALL: Duration = Duration::from_millis(900);
+
+/// Links `node` closed because `peer` stayed silent.
+fn silent_closes(node: &NodeProcess, peer: &str) -> f64 {
+    metric(
+        &metrics_text(node),
+        "x0tta_links_closed_silent_total",
+        &[&format!("peer=\"{peer}\"")],
+    )
+}
+
+fn signal(node: &NodeProcess, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(node.pid().expect("node runs")).expect("pid");
+    // SAFETY: kill(2) on a child process this test started.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(sent, 0, "signal {signal} sent");
+}
+
+#[test]
+fn a_failover_node_closes_a_stalled_link_that_a_default_node_keeps() {
+    let mut mesh = TestMesh::new();
+    // The stalled neighbour sends keepalives every 50 ms (the profile's), so
+    // both watchers hear it often enough while it runs.
+    let sleeper = mesh.add_with("sleeper", &[], false, FAST_FAILOVER);
+    let fast = mesh.add_with("fast", &[sleeper], false, FAST_FAILOVER);
+    let steady = mesh.add("steady", &[sleeper], false);
+    for watcher in [fast, steady] {
+        mesh.wait_route(watcher, sleeper, 1, Duration::from_secs(20));
+    }
+    let peer = mesh.nodes[sleeper].peer_id.clone();
+    let (fast_before, steady_before) = (
+        silent_closes(&mesh.nodes[fast], &peer),
+        silent_closes(&mesh.nodes[steady], &peer),
+    );
+
+    signal(&mesh.nodes[sleeper], libc::SIGSTOP);
+    std::thread::sleep(STALL);
+    signal(&mesh.nodes[sleeper], libc::SIGCONT);
+
+    let closed = wait_for(Duration::from_secs(10), "the failover node to close the link", || {
+        let closes = silent_closes(&mesh.nodes[fast], &peer) - fast_before;
+        (closes >= 1.0).then_some(closes)
+    });
+    // Both links are back once the sleeper runs again.
+    for watcher in [fast, steady] {
+        mesh.wait_route(watcher, sleeper, 1, Duration::from_secs(20));
+    }
+    let steady_closed = silent_closes(&mesh.nodes[steady], &peer) - steady_before;
+    println!("after a {STALL:?} stall: failover node closed the link {closed} time(s), default node {steady_closed}");
+    assert_eq!(steady_closed, 0.0, "the default node keeps a link silent for {STALL:?}");
+}
