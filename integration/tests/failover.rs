@@ -1,6 +1,8 @@
 //! The fast-failover profile in effect (`X0TTA6BL4_FAILOVER=true`): when a
 //! neighbour stalls for 900 ms (SIGSTOP), a node with the profile (link timeout
-//! 300 ms) closes its link, and a node at the defaults (1,500 ms) keeps it.
+//! 300 ms) closes its link, and a node at the defaults (1,500 ms) keeps it. The
+//! stalled node itself, back from its stall, closes none of its links: it heard
+//! nothing because it did not run, which says nothing about its neighbours.
 
 use std::time::Duration;
 
@@ -39,6 +41,13 @@ fn a_failover_node_closes_a_stalled_link_that_a_default_node_keeps() {
         mesh.wait_route(watcher, sleeper, 1, Duration::from_secs(20));
     }
     let peer = mesh.nodes[sleeper].peer_id.clone();
+    let sleeper_closes = |mesh: &TestMesh| -> f64 {
+        [fast, steady]
+            .iter()
+            .map(|w| silent_closes(&mesh.nodes[sleeper], &mesh.nodes[*w].peer_id))
+            .sum()
+    };
+    let sleeper_before = sleeper_closes(&mesh);
     let (fast_before, steady_before) = (
         silent_closes(&mesh.nodes[fast], &peer),
         silent_closes(&mesh.nodes[steady], &peer),
@@ -57,6 +66,11 @@ fn a_failover_node_closes_a_stalled_link_that_a_default_node_keeps() {
         mesh.wait_route(watcher, sleeper, 1, Duration::from_secs(20));
     }
     let steady_closed = silent_closes(&mesh.nodes[steady], &peer) - steady_before;
-    println!("after a {STALL:?} stall: failover node closed the link {closed} time(s), default node {steady_closed}");
+    let sleeper_closed = sleeper_closes(&mesh) - sleeper_before;
+    println!(
+        "after a {STALL:?} stall: failover node closed the link {closed} time(s), default node {steady_closed}, \
+         the stalled node {sleeper_closed}"
+    );
     assert_eq!(steady_closed, 0.0, "the default node keeps a link silent for {STALL:?}");
+    assert_eq!(sleeper_closed, 0.0, "a node back from its own stall keeps its links");
 }

@@ -27,6 +27,9 @@ pub struct MeshConfig {
     pub keepalive_interval_ms: u64,
     /// A neighbour silent this long (no frame, no keepalive) is closed, so traffic
     /// moves to the backup hop. Catches silent failures that TCP would sit on.
+    /// The timeout of a steady link: one that showed long gaps gets up to four
+    /// times it, and a stall of this node itself is added (see
+    /// `neighbours::SilenceTimeout`).
     pub link_timeout_ms: u64,
     /// Largest routed frame accepted from a neighbour, in bytes.
     pub max_frame_bytes: usize,

@@ -22,6 +22,8 @@ use tokio::task::AbortHandle;
 use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::link_stats::LinkStats;
+use super::neighbours::SilenceTimeout;
+use super::stalls::StallMeter;
 use super::streams::{read_frames, write_frames, FRAME_PROTOCOL};
 use super::{metrics as m, Command, LinkQuality, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
 
@@ -45,6 +47,8 @@ struct EventLoop {
     connections: HashMap<ConnectionId, (PeerId, Multiaddr)>,
     /// Signature checks of post-quantum beacons, when they are on.
     pq_check: Option<super::pq_beacons::PqBeaconCheck>,
+    /// How late the liveness checks ran lately (this node's own stalls).
+    stalls: StallMeter,
 }
 
 /// Inbound frame streams read at once per neighbour. Each side keeps one
@@ -99,6 +103,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         .map_err(|e| MeshError::Transport(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
+    let liveness_every = Duration::from_millis(config.keepalive_interval_ms.max(10));
     let mut event_loop = EventLoop {
         swarm,
         shared: shared.clone(),
@@ -111,6 +116,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         connections: HashMap::new(),
         seq: unix_ms(),
         pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
+        stalls: StallMeter::new(liveness_every),
     };
     event_loop.start()?;
 
@@ -121,7 +127,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let mut inbound = InboundStreams::default();
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
-    let mut liveness_timer = tokio::time::interval(Duration::from_millis(config.keepalive_interval_ms.max(10)));
+    let mut liveness_timer = tokio::time::interval(liveness_every);
     let mut redial_timer = tokio::time::interval(REDIAL_BACKOFF);
 
     loop {
@@ -474,10 +480,15 @@ impl EventLoop {
         }
     }
 
-    /// Closes links whose neighbour has been silent past `link_timeout_ms`.
+    /// Closes links whose neighbour has been silent past its timeout
+    /// (`link_timeout_ms`, stretched by the link's jitter and this node's own
+    /// stalls: see [`SilenceTimeout`]).
     fn close_silent_links(&mut self) {
-        let timeout = Duration::from_millis(self.shared.config.link_timeout_ms);
-        for peer in self.shared.neighbours.silent_for(timeout) {
+        let timeout = SilenceTimeout {
+            base: Duration::from_millis(self.shared.config.link_timeout_ms),
+            local_stall: self.stalls.observe(Instant::now()),
+        };
+        for (peer, timeout) in self.shared.neighbours.silent_for(timeout) {
             tracing::info!(%peer, ?timeout, "neighbour silent, closing link");
             m::link_closed_silent(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);

@@ -18,6 +18,7 @@ pub mod link_stats;
 mod metrics;
 pub mod neighbours;
 pub mod pq_beacons;
+mod stalls;
 pub mod streams;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -17,24 +17,77 @@ use libp2p::PeerId;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
-/// When a neighbour was last heard from, in milliseconds since process start.
+/// When a neighbour was last heard from, and the longest recent gap between
+/// two things heard from it, in milliseconds since process start.
 #[derive(Debug, Default)]
-pub struct Liveness(AtomicU64);
+pub struct Liveness {
+    last: AtomicU64,
+    longest_gap: AtomicU64,
+}
 
 impl Liveness {
     /// Records that the neighbour was heard from now.
     pub fn heard(&self) {
-        self.0.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        let previous = self.last.swap(now, Ordering::Relaxed);
+        if previous != 0 {
+            self.longest_gap
+                .fetch_max(now.saturating_sub(previous), Ordering::Relaxed);
+        }
     }
 
     fn silent_for(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.0.load(Ordering::Relaxed)))
+        Duration::from_millis(now_ms().saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+
+    /// The longest recent gap between two frames or keepalives.
+    fn longest_gap(&self) -> Duration {
+        Duration::from_millis(self.longest_gap.load(Ordering::Relaxed))
+    }
+
+    /// Lets the longest gap fade, so an old stall stops stretching the timeout
+    /// (by 1/128 per call, at least 1 ms: a half-life of about 90 liveness checks).
+    fn fade(&self) {
+        let gap = self.longest_gap.load(Ordering::Relaxed);
+        self.longest_gap.store(gap - gap.div_ceil(128), Ordering::Relaxed);
     }
 }
 
+/// How long a neighbour may stay silent before its link is closed.
+///
+/// A fixed timeout is either slow on a quiet link or a false alarm on a busy
+/// machine. Like the accrual failure detectors of Cassandra and Akka, this one
+/// learns from what it observes: a link whose frames and keepalives lately
+/// came with gaps of `g` gets at least [`GAP_MARGIN`]` × g` (never below the
+/// configured `link_timeout_ms`, never above [`MAX_STRETCH`] times it), and a
+/// stall of this node itself (its liveness check ran late: the process was not
+/// scheduled, so nothing could be heard) is added, since silence during it is
+/// no evidence against the neighbour.
+#[derive(Debug, Clone, Copy)]
+pub struct SilenceTimeout {
+    /// The configured timeout of a link that shows no jitter.
+    pub base: Duration,
+    /// How late this node's own recent liveness checks ran, at most.
+    pub local_stall: Duration,
+}
+
+/// A link's timeout is at least this many times its longest recent gap.
+pub const GAP_MARGIN: u32 = 2;
+/// A link's timeout stretches to at most this many times the configured one
+/// (plus this node's own stall).
+pub const MAX_STRETCH: u32 = 4;
+
+impl SilenceTimeout {
+    /// The timeout of a link whose longest recent gap is `gap`.
+    pub fn for_gap(&self, gap: Duration) -> Duration {
+        (gap * GAP_MARGIN).clamp(self.base, self.base * MAX_STRETCH) + self.local_stall
+    }
+}
+
+/// Milliseconds since process start, from 1 (0 means "never heard").
 fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 struct Neighbour {
@@ -76,14 +129,18 @@ impl Neighbours {
             .unwrap_or_default()
     }
 
-    /// Neighbours not heard from within `timeout`.
-    pub fn silent_for(&self, timeout: Duration) -> Vec<PeerId> {
-        self.entries
-            .read()
+    /// Neighbours silent for longer than `timeout` allows each of them, with
+    /// the timeout used; every link's longest gap fades a little per call.
+    pub fn silent_for(&self, timeout: SilenceTimeout) -> Vec<(PeerId, Duration)> {
+        let entries = self.entries.read();
+        let silent = entries
             .iter()
-            .filter(|(_, n)| n.liveness.silent_for() > timeout)
-            .map(|(p, _)| *p)
-            .collect()
+            .map(|(p, n)| (*p, timeout.for_gap(n.liveness.longest_gap()), n.liveness.silent_for()))
+            .filter(|(_, allowed, silence)| silence > allowed)
+            .map(|(p, allowed, _)| (p, allowed))
+            .collect();
+        entries.values().for_each(|n| n.liveness.fade());
+        silent
     }
 
     /// Whether `peer` is a live neighbour.
@@ -106,16 +163,68 @@ impl Neighbours {
 mod tests {
     use super::*;
 
+    fn fixed(ms: u64) -> SilenceTimeout {
+        SilenceTimeout {
+            base: Duration::from_millis(ms),
+            local_stall: Duration::ZERO,
+        }
+    }
+
     #[test]
     fn silence_is_measured_from_the_last_stamp() {
         let neighbours = Neighbours::default();
         let peer = PeerId::random();
         let (tx, _rx) = mpsc::channel(1);
         neighbours.insert(peer, tx);
-        assert!(neighbours.silent_for(Duration::from_secs(5)).is_empty());
+        assert!(neighbours.silent_for(fixed(5_000)).is_empty());
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(neighbours.silent_for(Duration::from_millis(10)), vec![peer]);
+        let silent: Vec<PeerId> = neighbours.silent_for(fixed(10)).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(silent, vec![peer]);
         neighbours.liveness(&peer).heard();
-        assert!(neighbours.silent_for(Duration::from_millis(10)).is_empty());
+        assert!(neighbours.silent_for(fixed(10)).is_empty());
+    }
+
+    #[test]
+    fn a_link_that_showed_long_gaps_gets_a_longer_timeout_which_fades() {
+        let neighbours = Neighbours::default();
+        let (jittery, quiet) = (PeerId::random(), PeerId::random());
+        for peer in [jittery, quiet] {
+            neighbours.insert(peer, mpsc::channel(1).0);
+        }
+        neighbours.liveness(&quiet).heard();
+        std::thread::sleep(Duration::from_millis(40));
+        neighbours.liveness(&jittery).heard();
+        std::thread::sleep(Duration::from_millis(25));
+        let gap = neighbours.liveness(&jittery).longest_gap();
+        assert!(gap >= Duration::from_millis(40), "{gap:?}");
+        // The base timeout is 10 ms. The quiet link has been silent for 65 ms
+        // and is closed; the jittery one showed a 40 ms gap, so it may stay
+        // silent for 2 × 40 ms (capped at 4 × 10 ms) and is kept.
+        let silent: Vec<PeerId> = neighbours.silent_for(fixed(10)).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(silent, vec![quiet]);
+        for _ in 0..200 {
+            neighbours.liveness(&jittery).fade();
+        }
+        assert!(
+            neighbours.liveness(&jittery).longest_gap() < gap / 4,
+            "an old stall fades"
+        );
+    }
+
+    #[test]
+    fn the_timeout_stays_between_the_base_and_its_stretch_plus_the_local_stall() {
+        let timeout = SilenceTimeout {
+            base: Duration::from_millis(1_500),
+            local_stall: Duration::from_millis(700),
+        };
+        assert_eq!(
+            timeout.for_gap(Duration::from_millis(250)),
+            Duration::from_millis(2_200)
+        );
+        assert_eq!(
+            timeout.for_gap(Duration::from_millis(1_000)),
+            Duration::from_millis(2_700)
+        );
+        assert_eq!(timeout.for_gap(Duration::from_secs(60)), Duration::from_millis(6_700));
     }
 }
