@@ -59,6 +59,10 @@ pub struct ProbeSummary {
     pub p99_us: u64,
     /// Largest latency.
     pub max_us: u64,
+    /// Messages (`Data`, `Reliable`) delivered since the last reset.
+    pub messages: u64,
+    /// Milliseconds between the first and the last of those.
+    pub messages_span_ms: u64,
 }
 
 /// The inbox itself.
@@ -69,6 +73,11 @@ pub struct Inbox {
     probes: Histogram<u64>,
     first_probe_ms: f64,
     last_probe_ms: f64,
+    /// Messages delivered since the last reset, and when the first and the
+    /// last of them arrived (Unix ms).
+    messages_counted: u64,
+    first_message_ms: u64,
+    last_message_ms: u64,
 }
 
 impl Inbox {
@@ -82,11 +91,19 @@ impl Inbox {
                 .expect("bounds and precision are valid constants"),
             first_probe_ms: 0.0,
             last_probe_ms: 0.0,
+            messages_counted: 0,
+            first_message_ms: 0,
+            last_message_ms: 0,
         }
     }
 
     /// Stores a delivered message, dropping the oldest when full.
     pub fn push(&mut self, message: Delivered) {
+        if self.messages_counted == 0 {
+            self.first_message_ms = message.received_ms;
+        }
+        self.messages_counted += 1;
+        self.last_message_ms = message.received_ms;
         if self.messages.len() == self.capacity {
             self.messages.pop_front();
         }
@@ -119,12 +136,15 @@ impl Inbox {
             p95_us: self.probes.value_at_quantile(0.95),
             p99_us: self.probes.value_at_quantile(0.99),
             max_us: self.probes.max(),
+            messages: self.messages_counted,
+            messages_span_ms: self.last_message_ms - self.first_message_ms,
         }
     }
 
-    /// Forgets probe results (before a benchmark run).
+    /// Forgets probe results and message counts (before a benchmark run).
     pub fn reset_probes(&mut self) {
         self.probes.reset();
+        self.messages_counted = 0;
     }
 
     /// Delivered messages, oldest first.
@@ -143,21 +163,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_only_the_newest_messages() {
+    fn keeps_only_the_newest_messages_but_counts_all_since_the_reset() {
         let mut inbox = Inbox::new(2);
         let from = PeerId::random();
+        let message = |id| Delivered {
+            id,
+            from,
+            hops: 1,
+            text: String::new(),
+            utf8: true,
+            received_ms: 1_000 + 10 * id,
+        };
         for id in 0..5 {
-            inbox.push(Delivered {
-                id,
-                from,
-                hops: 1,
-                text: String::new(),
-                utf8: true,
-                received_ms: 0,
-            });
+            inbox.push(message(id));
         }
         let ids: Vec<u64> = inbox.messages().iter().map(|m| m.id).collect();
         assert_eq!(ids, vec![3, 4]);
+        let summary = inbox.probe_summary();
+        assert_eq!((summary.messages, summary.messages_span_ms), (5, 40));
+        inbox.reset_probes();
+        inbox.push(message(7));
+        let summary = inbox.probe_summary();
+        assert_eq!((summary.messages, summary.messages_span_ms), (1, 0));
     }
 
     #[test]

@@ -183,14 +183,28 @@ struct ProbeRequest {
     count: u64,
     #[serde(default = "default_probe_size")]
     size: usize,
+    #[serde(default)]
+    kind: BenchKind,
+}
+
+/// What a benchmark request sends.
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum BenchKind {
+    /// Timestamped probes in plain frames (latency measured at the receiver).
+    #[default]
+    Probe,
+    /// `Data` messages, sealed end to end like a user's, of `size` bytes of text.
+    Data,
 }
 
 fn default_probe_size() -> usize {
     1024
 }
 
-/// `POST /api/v1/bench/probes {"to", "count", "size"}`: sends timestamped probes as
-/// fast as the path accepts them; answers with how many went out and how fast.
+/// `POST /api/v1/bench/probes {"to", "count", "size", "kind"}`: sends timestamped
+/// probes (or sealed `Data` messages, `"kind": "data"`) as fast as the path accepts
+/// them; answers with how many went out and how fast.
 pub async fn send_probes(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     let request: ProbeRequest = parse_json(&body)?;
@@ -202,8 +216,17 @@ pub async fn send_probes(state: web::Data<AppState>, body: web::Bytes) -> Result
     let started = std::time::Instant::now();
     let mut sent = 0u64;
     let mut failed = 0u64;
+    let text = bytes::Bytes::from(vec![b'x'; request.size]);
     for _ in 0..request.count {
-        match forwarder.send_probe(to, request.size).await {
+        let outcome = match request.kind {
+            BenchKind::Probe => forwarder.send_probe(to, request.size).await,
+            BenchKind::Data => {
+                forwarder
+                    .send(to, x0tta6bl4_actors::router::frame::FrameKind::Data, text.clone())
+                    .await
+            }
+        };
+        match outcome {
             Ok(_) => sent += 1,
             Err(_) => failed += 1,
         }
@@ -216,14 +239,15 @@ pub async fn send_probes(state: web::Data<AppState>, body: web::Bytes) -> Result
     })))
 }
 
-/// `GET /api/v1/bench/probes`: latency summary of probes received here.
+/// `GET /api/v1/bench/probes`: latency summary of probes received here, and
+/// the count and arrival span of messages delivered here.
 pub async fn probe_summary(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     let summary = state.forwarder.with_inbox(|i| i.probe_summary());
     Ok(HttpResponse::Ok().json(summary))
 }
 
-/// `DELETE /api/v1/bench/probes`: forgets probe results.
+/// `DELETE /api/v1/bench/probes`: forgets probe results and message counts.
 pub async fn reset_probes(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     state.forwarder.with_inbox(|i| i.reset_probes());
