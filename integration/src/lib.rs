@@ -12,6 +12,7 @@ pub mod detour;
 pub mod fixture;
 pub mod netns;
 pub mod outage;
+pub mod pqc_impls;
 
 /// The `x0tta6bl4` binary built next to the running test or bench.
 ///

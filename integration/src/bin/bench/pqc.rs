@@ -1,11 +1,13 @@
 //! `bench pqc`: full hybrid handshakes per second (both ends, on one thread,
-//! so one core), the classical X25519 handshake for comparison, and sealed-frame
-//! throughput in MB/s for 1 KiB and 16 KiB payloads.
+//! so one core), the classical X25519 handshake for comparison, sealed-frame
+//! throughput in MB/s for 1 KiB and 16 KiB payloads, and the ML-KEM-768 and
+//! ML-DSA-65 implementations that are well kept, side by side in one run.
 
 use std::time::{Duration, Instant};
 
 use libp2p::identity::Keypair;
 use serde_json::{json, Value};
+use x0tta6bl4_integration::pqc_impls::{measure_dsa, measure_kem, AwsLc, Figures, Libcrux, RustCrypto};
 use x0tta6bl4_pqc::{Initiator, PeerKeys, PqIdentity, PqSeeds, PqcMode, Responder, Response, Session};
 
 fn node() -> PqIdentity {
@@ -103,6 +105,15 @@ pub fn run(quick: bool) {
             f["open_mb_s"].as_f64().unwrap_or_default()
         );
     }
+    let primitives = [
+        measure_kem::<RustCrypto>(time),
+        measure_kem::<Libcrux>(time),
+        measure_kem::<AwsLc>(time),
+        measure_dsa::<RustCrypto>(time),
+        measure_dsa::<Libcrux>(time),
+        measure_dsa::<AwsLc>(time),
+    ];
+    print_primitives(&primitives);
     println!(
         "{}",
         json!({
@@ -111,6 +122,32 @@ pub fn run(quick: bool) {
             "hybrid_handshakes_per_sec": hybrid,
             "classical_handshakes_per_sec": classical,
             "frames": frames,
+            "primitives": primitives,
         })
     );
+}
+
+/// The implementation table: operations per second, and each as a ratio to
+/// the first implementation of its primitive (the one the node uses).
+fn print_primitives(figures: &[Figures]) {
+    println!();
+    println!(
+        "primitive    implementation            keygen/s   encaps|sign/s   decaps|verify/s   (ratio to RustCrypto)"
+    );
+    for f in figures {
+        let Some(base) = figures.iter().find(|b| b.primitive == f.primitive) else {
+            continue;
+        };
+        println!(
+            "{:<12} {:<24} {:>9.0}   {:>13.0}   {:>15.0}   ({:.2} / {:.2} / {:.2})",
+            f.primitive,
+            f.implementation,
+            f.keygen_per_sec,
+            f.encaps_or_sign_per_sec,
+            f.decaps_or_verify_per_sec,
+            f.keygen_per_sec / base.keygen_per_sec,
+            f.encaps_or_sign_per_sec / base.encaps_or_sign_per_sec,
+            f.decaps_or_verify_per_sec / base.decaps_or_verify_per_sec,
+        );
+    }
 }
