@@ -24,14 +24,16 @@
 use std::time::Instant;
 
 use hkdf::Hkdf;
+use libcrux_ml_kem::mlkem768::{self as kem, MlKem768PrivateKey};
 use libp2p::PeerId;
-use ml_kem::{Decapsulate as _, DecapsulationKey768, Encapsulate as _, Generate as _, KeyExport as _};
 use sha2::{Digest as _, Sha256};
 use x25519_dalek::{EphemeralSecret, PublicKey as X25519Public};
+use zeroize::Zeroizing;
 
 use crate::cookie::{CookieJar, COOKIE_LEN};
-use crate::identity::{PeerKeys, PqIdentity, KEM_CIPHERTEXT_LEN, KEM_PUBLIC_LEN};
+use crate::identity::{decapsulate, kem_public_key, random, PeerKeys, PqIdentity, KEM_CIPHERTEXT_LEN, KEM_PUBLIC_LEN};
 use crate::session::{Session, SessionKeys};
+use crate::wiped::Wiped;
 use crate::wire::{Reader, Writer};
 use crate::{Offer, PqcMode, Reject, Suite};
 
@@ -86,7 +88,7 @@ pub struct Initiator {
     offer: Offer,
     /// Taken by the one Reply that passes every check.
     x25519: Option<EphemeralSecret>,
-    kem: Option<(DecapsulationKey768, [u8; 32])>,
+    kem: Option<(Wiped<MlKem768PrivateKey>, [u8; 32])>,
     init: Vec<u8>,
 }
 
@@ -105,10 +107,11 @@ impl Initiator {
             .fixed(X25519Public::from(&x25519).as_bytes());
         let kem = match (offer.has(Suite::X25519MlKem768), &peer.pq) {
             (true, Some(pq)) => {
-                let ephemeral = DecapsulationKey768::generate();
-                let (ct_s, ss_s) = pq.kem.encapsulate();
-                w.fixed(&ephemeral.encapsulation_key().to_bytes()).fixed(&ct_s);
-                Some((ephemeral, ss_s.into()))
+                let seed = Zeroizing::new(random::<64>());
+                let (ephemeral, ephemeral_public) = kem::generate_key_pair(*seed).into_parts();
+                let (ct_s, ss_s) = kem::encapsulate(&pq.kem, random());
+                w.fixed(ephemeral_public.as_slice()).fixed(ct_s.as_slice());
+                Some((Wiped::new(ephemeral, MlKem768PrivateKey::default), ss_s))
             }
             _ => None,
         };
@@ -178,10 +181,7 @@ impl Initiator {
         let kem_secrets = match (suite, &self.kem) {
             (Suite::X25519MlKem768, Some((ephemeral, ss_s))) => {
                 let ct_e = r.fixed(KEM_CIPHERTEXT_LEN)?;
-                let ss_e: [u8; 32] = ephemeral
-                    .decapsulate_slice(ct_e)
-                    .map_err(|_| Reject::Malformed("ML-KEM ciphertext"))?
-                    .into();
+                let ss_e = decapsulate(ephemeral, ct_e)?;
                 Some([ss_e, *ss_s])
             }
             (Suite::X25519MlKem768, None) => return Err(Reject::Malformed("suite not offered")),
@@ -289,12 +289,11 @@ impl Responder {
             .fixed(X25519Public::from(&x25519).as_bytes());
         let kem_secrets = match (suite, parsed.kem) {
             (Suite::X25519MlKem768, Some((ek_i, ct_s))) => {
-                let ek_i = <ml_kem::EncapsulationKey768 as ml_kem::TryKeyInit>::new_from_slice(ek_i)
-                    .map_err(|_| Reject::Malformed("ML-KEM key"))?;
+                let ek_i = kem_public_key(ek_i).ok_or(Reject::Malformed("ML-KEM key"))?;
                 let ss_s = identity.decapsulate(ct_s)?;
-                let (ct_e, ss_e) = ek_i.encapsulate();
-                w.fixed(&ct_e);
-                Some([ss_e.into(), ss_s])
+                let (ct_e, ss_e) = kem::encapsulate(&ek_i, random());
+                w.fixed(ct_e.as_slice());
+                Some([ss_e, ss_s])
             }
             (Suite::X25519MlKem768, None) => return Err(Reject::Malformed("init")),
             (Suite::X25519, _) => None,

@@ -6,11 +6,12 @@
 //! public keys to the peer id; beacons carry the binding, and a peer verifies
 //! it ([`KeyBinding::verify`]) before using the keys.
 
+use libcrux_ml_dsa::ml_dsa_65::{self as dsa, MLDSA65Signature, MLDSA65SigningKey, MLDSA65VerificationKey};
+use libcrux_ml_kem::mlkem768::{self as kem, MlKem768Ciphertext, MlKem768PrivateKey, MlKem768PublicKey};
 use libp2p::identity::{Keypair, PublicKey};
 use libp2p::PeerId;
-use ml_dsa::{KeyExport as _, Keypair as _, MlDsa65};
-use ml_kem::{DecapsulationKey768, EncapsulationKey768, TryKeyInit as _};
 
+use crate::wiped::Wiped;
 use crate::wire::{Reader, Writer};
 use crate::Reject;
 
@@ -37,14 +38,10 @@ pub struct PqSeeds {
 impl PqSeeds {
     /// Fresh random seeds.
     pub fn generate() -> Self {
-        use rand::RngCore;
-        let mut seeds = Self {
-            dsa: [0; 32],
-            kem: [0; 64],
-        };
-        rand::rngs::OsRng.fill_bytes(&mut seeds.dsa);
-        rand::rngs::OsRng.fill_bytes(&mut seeds.kem);
-        seeds
+        Self {
+            dsa: random(),
+            kem: random(),
+        }
     }
 
     /// The 96 stored bytes.
@@ -67,23 +64,25 @@ impl PqSeeds {
 }
 
 /// A node's keys: its libp2p key (classical signatures, the binding) and its
-/// post-quantum key pairs.
+/// post-quantum key pairs (libcrux: the fastest of the well-kept
+/// implementations in `bench pqc`, checked against the Wycheproof vectors).
 pub struct PqIdentity {
     keypair: Keypair,
     peer_id: PeerId,
-    dsa: ml_dsa::SigningKey<MlDsa65>,
-    kem: DecapsulationKey768,
+    dsa: Wiped<MLDSA65SigningKey>,
+    kem: Wiped<MlKem768PrivateKey>,
+    public: PqPublic,
     binding: KeyBinding,
 }
 
 impl PqIdentity {
     /// The identity of `keypair` with post-quantum keys from `seeds`; signs the binding.
     pub fn new(keypair: Keypair, seeds: &PqSeeds) -> Self {
-        let dsa = ml_dsa::SigningKey::<MlDsa65>::from_seed(&seeds.dsa.into());
-        let kem = DecapsulationKey768::from_seed(seeds.kem.into());
+        let dsa_pair = dsa::generate_key_pair(seeds.dsa);
+        let (kem_secret, kem_public_key) = kem::generate_key_pair(seeds.kem).into_parts();
         let peer_id = keypair.public().to_peer_id();
-        let dsa_public = dsa.verifying_key().to_bytes().to_vec();
-        let kem_public = kem.encapsulation_key().to_bytes().to_vec();
+        let dsa_public = dsa_pair.verification_key.as_slice().to_vec();
+        let kem_public = kem_public_key.as_slice().to_vec();
         let message = binding_message(&peer_id, &dsa_public, &kem_public);
         // Signing with an ed25519 key cannot fail; other key types are not used.
         let signature = keypair.sign(&message).unwrap_or_default();
@@ -96,8 +95,12 @@ impl PqIdentity {
         Self {
             keypair,
             peer_id,
-            dsa,
-            kem,
+            dsa: Wiped::new(dsa_pair.signing_key, MLDSA65SigningKey::zero),
+            kem: Wiped::new(kem_secret, MlKem768PrivateKey::default),
+            public: PqPublic {
+                dsa: dsa_pair.verification_key,
+                kem: kem_public_key,
+            },
             binding,
         }
     }
@@ -117,10 +120,7 @@ impl PqIdentity {
         PeerKeys {
             peer_id: self.peer_id,
             public_key: self.keypair.public(),
-            pq: Some(PqPublic {
-                dsa: self.dsa.verifying_key(),
-                kem: self.kem.encapsulation_key().clone(),
-            }),
+            pq: Some(self.public.clone()),
         }
     }
 
@@ -132,10 +132,10 @@ impl PqIdentity {
 
     /// Signs `message` with ML-DSA-65 under `context`.
     pub(crate) fn sign_pq(&self, message: &[u8], context: &[u8]) -> Vec<u8> {
-        self.dsa
-            .expanded_key()
-            .sign_deterministic(message, context)
-            .map(|s| s.encode().to_vec())
+        // Deterministic (no randomness), as FIPS 204 allows: the same bytes
+        // RustCrypto's `sign_deterministic` gave before.
+        dsa::sign(&self.dsa, message, context, [0; 32])
+            .map(|s| s.as_slice().to_vec())
             .unwrap_or_default()
     }
 
@@ -146,12 +146,28 @@ impl PqIdentity {
 
     /// Decapsulates a ciphertext sent to the static ML-KEM key.
     pub(crate) fn decapsulate(&self, ciphertext: &[u8]) -> Result<[u8; 32], Reject> {
-        use ml_kem::Decapsulate as _;
-        self.kem
-            .decapsulate_slice(ciphertext)
-            .map(Into::into)
-            .map_err(|_| Reject::Malformed("ML-KEM ciphertext"))
+        decapsulate(&self.kem, ciphertext)
     }
+}
+
+/// Decapsulates `ciphertext` with `key`, refusing one of the wrong length.
+pub(crate) fn decapsulate(key: &MlKem768PrivateKey, ciphertext: &[u8]) -> Result<[u8; 32], Reject> {
+    let ciphertext = MlKem768Ciphertext::try_from(ciphertext).map_err(|_| Reject::Malformed("ML-KEM ciphertext"))?;
+    Ok(kem::decapsulate(key, &ciphertext))
+}
+
+/// An ML-KEM-768 encapsulation key from its encoding, if it passes the
+/// FIPS 203 input check (every coefficient below the modulus).
+pub(crate) fn kem_public_key(bytes: &[u8]) -> Option<MlKem768PublicKey> {
+    MlKem768PublicKey::try_from(bytes).ok().filter(kem::validate_public_key)
+}
+
+/// Fresh random bytes from the operating system.
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    use rand::RngCore;
+    let mut bytes = [0; N];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes
 }
 
 /// A peer's public keys, after its binding verified.
@@ -184,21 +200,21 @@ impl PeerKeys {
     /// libp2p key.
     pub(crate) fn verify(&self, post_quantum: bool, message: &[u8], context: &[u8], signature: &[u8]) -> bool {
         match (post_quantum, &self.pq) {
-            (true, Some(pq)) => ml_dsa::Signature::<MlDsa65>::try_from(signature)
-                .is_ok_and(|sig| pq.dsa.verify_with_context(message, context, &sig)),
+            (true, Some(pq)) => <[u8; DSA_SIGNATURE_LEN]>::try_from(signature)
+                .is_ok_and(|sig| dsa::verify(&pq.dsa, message, context, &MLDSA65Signature::new(sig)).is_ok()),
             (true, None) => false,
             (false, _) => self.public_key.verify(&[context, message].concat(), signature),
         }
     }
 }
 
-/// Decoded post-quantum public keys (decoding ML-DSA keys costs; keep them).
+/// A peer's post-quantum public keys, checked.
 #[derive(Clone)]
 pub struct PqPublic {
     /// ML-DSA-65 verifying key.
-    pub dsa: ml_dsa::VerifyingKey<MlDsa65>,
-    /// ML-KEM-768 encapsulation key.
-    pub kem: EncapsulationKey768,
+    pub dsa: MLDSA65VerificationKey,
+    /// ML-KEM-768 encapsulation key (passed the FIPS 203 modulus check).
+    pub kem: MlKem768PublicKey,
 }
 
 /// The libp2p key's signature over a node's post-quantum public keys.
@@ -250,10 +266,10 @@ impl KeyBinding {
         if !self.public_key.verify(&message, &self.signature) {
             return Err(Reject::BadBinding);
         }
-        let dsa = ml_dsa::EncodedVerifyingKey::<MlDsa65>::try_from(self.dsa_public.as_slice())
-            .map(|encoded| ml_dsa::VerifyingKey::<MlDsa65>::decode(&encoded))
+        let dsa = <[u8; DSA_PUBLIC_LEN]>::try_from(self.dsa_public.as_slice())
+            .map(MLDSA65VerificationKey::new)
             .map_err(|_| Reject::BadBinding)?;
-        let kem = EncapsulationKey768::new_from_slice(&self.kem_public).map_err(|_| Reject::BadBinding)?;
+        let kem = kem_public_key(&self.kem_public).ok_or(Reject::BadBinding)?;
         Ok(PeerKeys {
             peer_id: *peer,
             public_key: self.public_key.clone(),

@@ -19,6 +19,7 @@ pub mod mode;
 pub mod reject;
 pub mod replay;
 pub mod session;
+mod wiped;
 mod wire;
 
 pub use handshake::{Initiator, MessageKind, Responder, Response};
