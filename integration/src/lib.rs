@@ -287,15 +287,46 @@ pub fn metrics_text(node: &NodeProcess) -> String {
 
 /// Resident set size of a process in bytes, from `/proc/<pid>/status`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
+    proc_kb(&format!("/proc/{pid}/status"), "VmRSS:").map(|kb| kb * 1024)
+}
+
+/// Where a process's resident memory is, in bytes.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Memory {
+    /// Resident set size: all of the below.
+    pub rss: u64,
+    /// Private (anonymous) memory: heap, stacks. What each node costs on its own.
+    pub anon: u64,
+    /// File-backed pages, mostly the binary's code, shared by every process
+    /// running the same binary.
+    pub file: u64,
+    /// Proportional set size: private memory plus this process's share of
+    /// the shared pages.
+    pub pss: u64,
+}
+
+/// The memory breakdown of process `pid`, from `/proc`.
+pub fn memory_of(pid: u32) -> Option<Memory> {
+    let status = format!("/proc/{pid}/status");
+    let kb = |file: &str, key: &str| proc_kb(file, key).map(|kb| kb * 1024);
+    Some(Memory {
+        rss: kb(&status, "VmRSS:")?,
+        anon: kb(&status, "RssAnon:")?,
+        file: kb(&status, "RssFile:")?,
+        pss: kb(&format!("/proc/{pid}/smaps_rollup"), "Pss:")?,
+    })
+}
+
+/// The kB figure after `key` in a `/proc` file of `key value kB` lines.
+fn proc_kb(file: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(file)
+        .ok()?
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
-        .ok()?;
-    Some(kb * 1024)
+        .ok()
 }
 
 /// Whether an external program from Debian's packages is installed. When it is
