@@ -19,6 +19,9 @@ const PRODUCT_DEFAULTS: [(&str, &str); 5] = [
     ("X0TTA6BL4_ROUTER__FAULT_INJECTION", "false"),
 ];
 
+/// One figure of a node's memory.
+type Field = fn(&Memory) -> u64;
+
 /// Starts the full mesh, waits until every node is linked to all others, and
 /// prints RSS per node.
 pub fn run(quick: bool) {
@@ -48,9 +51,9 @@ pub fn run(quick: bool) {
     std::thread::sleep(Duration::from_secs(if quick { 2 } else { 10 }));
     let memory: Vec<Memory> = mesh.nodes.iter().filter_map(|n| n.pid().and_then(memory_of)).collect();
     let mib = |b: u64| b as f64 / 1_048_576.0;
-    let mean = |f: fn(&Memory) -> u64| mib(memory.iter().map(f).sum::<u64>()) / memory.len().max(1) as f64;
-    let max = |f: fn(&Memory) -> u64| memory.iter().map(f).max().map_or(0.0, mib);
-    let rows: [(&str, fn(&Memory) -> u64); 4] = [
+    let mean = |f: Field| mib(memory.iter().map(f).sum::<u64>()) / memory.len().max(1) as f64;
+    let max = |f: Field| memory.iter().map(f).max().map_or(0.0, mib);
+    let rows: [(&str, Field); 4] = [
         ("RSS", |m| m.rss),
         ("anonymous (own)", |m| m.anon),
         ("file-backed (shared code)", |m| m.file),
