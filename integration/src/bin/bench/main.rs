@@ -11,8 +11,10 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- pqc [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
 //! ```
 
+mod api;
 mod heal;
 mod memory;
 mod mesh;
@@ -33,9 +35,10 @@ fn main() {
         Some("pqc") => pqc::run(quick),
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some("stability") => stability::run(quick),
+        Some("api") => api::run(quick),
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api"
             );
             std::process::exit(2);
         }
