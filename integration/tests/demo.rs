@@ -129,12 +129,7 @@ fn demo_of_five_discovers_within_ten_seconds_and_stops_cleanly() {
     );
 
     assert_eq!(children_of(dir.path()).len(), 5);
-    let pid = libc::pid_t::try_from(demo.child.id()).expect("pid");
-    // SAFETY: kill(2) on our own child.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid, libc::SIGINT);
-    }
+    x0tta6bl4::launcher::signal(&demo.child, libc::SIGINT).expect("SIGINT sent");
     let status = demo.child.wait().expect("demo exits");
     assert!(status.success(), "Ctrl-C ends the demo cleanly: {status}");
     assert!(children_of(dir.path()).is_empty(), "no node outlives the demo");

@@ -21,14 +21,6 @@ fn silent_closes(node: &NodeProcess, peer: &str) -> f64 {
     )
 }
 
-fn signal(node: &NodeProcess, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(node.pid().expect("node runs")).expect("pid");
-    // SAFETY: kill(2) on a child process this test started.
-    #[allow(unsafe_code)]
-    let sent = unsafe { libc::kill(pid, signal) };
-    assert_eq!(sent, 0, "signal {signal} sent");
-}
-
 #[test]
 fn a_failover_node_closes_a_stalled_link_that_a_default_node_keeps() {
     let mut mesh = TestMesh::new();
@@ -53,9 +45,9 @@ fn a_failover_node_closes_a_stalled_link_that_a_default_node_keeps() {
         silent_closes(&mesh.nodes[steady], &peer),
     );
 
-    signal(&mesh.nodes[sleeper], libc::SIGSTOP);
+    mesh.nodes[sleeper].signal(libc::SIGSTOP).expect("SIGSTOP sent");
     std::thread::sleep(STALL);
-    signal(&mesh.nodes[sleeper], libc::SIGCONT);
+    mesh.nodes[sleeper].signal(libc::SIGCONT).expect("SIGCONT sent");
 
     let closed = wait_for(Duration::from_secs(10), "the failover node to close the link", || {
         let closes = silent_closes(&mesh.nodes[fast], &peer) - fast_before;

@@ -226,6 +226,15 @@ impl NodeProcess {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Sends `sig` to the node process (tests stall it with SIGSTOP/SIGCONT).
+    pub fn signal(&self, sig: libc::c_int) -> std::io::Result<()> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the node is not running"))?;
+        signal(child, sig)
+    }
+
     /// `GET` a JSON path of the API.
     pub fn get(&self, path: &str) -> Result<Value, LaunchError> {
         let url = format!("{}{path}", self.api);
@@ -285,7 +294,7 @@ impl NodeProcess {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        signal(&child, libc::SIGTERM);
+        let _ = signal(&child, libc::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -309,13 +318,16 @@ impl Drop for NodeProcess {
     }
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) with a pid we own; no memory is touched.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, signal);
-        }
+/// Sends `signal` to `child` (a process this one started).
+pub fn signal(child: &Child, signal: libc::c_int) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
+    // SAFETY: kill(2) with a pid we own; no memory is touched.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid, signal) };
+    if sent == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
