@@ -88,12 +88,17 @@ impl FairShare {
         }
     }
 
+    /// The number of the window we are in.
+    fn epoch(&self, state: &Window) -> u64 {
+        (state.started.elapsed().as_nanos() / self.window.as_nanos()) as u64
+    }
+
     /// Counts a frame from `from` and decides whether it may be queued: always
     /// when its next hop is not `congested`, otherwise only while `from` has
     /// sent no more than the mean of the active senders.
     pub fn admit(&self, from: PeerId, congested: bool) -> bool {
         let mut state = self.state.lock();
-        let epoch = (state.started.elapsed().as_nanos() / self.window.as_nanos().max(1)) as u64;
+        let epoch = self.epoch(&state);
         let sender = state.senders.get_or_insert_mut(from, Arrivals::default);
         sender.roll(epoch);
         sender.current += 1;
@@ -122,7 +127,7 @@ impl FairShare {
     /// Every sender's counts, heaviest recent sender first.
     pub fn shares(&self) -> Vec<SenderShare> {
         let mut state = self.state.lock();
-        let epoch = (state.started.elapsed().as_nanos() / self.window.as_nanos().max(1)) as u64;
+        let epoch = self.epoch(&state);
         let mut shares: Vec<SenderShare> = state
             .senders
             .iter_mut()
