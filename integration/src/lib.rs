@@ -51,6 +51,24 @@ pub fn test_spec(dir: &std::path::Path, name: &str) -> NodeSpec {
 /// a link silent for 300 ms is closed), as extra environment for test nodes.
 pub const FAST_FAILOVER: &[(&str, &str)] = &[("X0TTA6BL4_FAILOVER", "true")];
 
+/// The minimal profile (`X0TTA6BL4_MINIMAL=true`) for a test node, listening
+/// on loopback TCP only (the test nodes' QUIC address would contradict the
+/// profile's `mesh.quic = false`, and a value set explicitly wins).
+pub const MINIMAL: &[(&str, &str)] = &[
+    ("X0TTA6BL4_MINIMAL", "true"),
+    ("X0TTA6BL4_MESH__LISTEN", r#"["/ip4/127.0.0.1/tcp/0"]"#),
+];
+
+/// Threads of process `pid` named `name` (`/proc/<pid>/task/*/comm`).
+pub fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| {
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    })
+}
+
 /// Waits until `node` has a route to every peer id in `peers`; returns the routes.
 pub fn wait_routes_to(node: &NodeProcess, peers: &[String], timeout: Duration) -> Vec<Value> {
     wait_for(

@@ -142,6 +142,9 @@ impl NodeProcess {
         };
         command
             .arg("run")
+            // The test harness's own variable is not a node setting; the node's
+            // config would refuse it as an unknown key.
+            .env_remove("X0TTA6BL4_BIN")
             .env("X0TTA6BL4_NAME", &spec.name)
             .env("X0TTA6BL4_DATA_DIR", &spec.data_dir)
             .env("X0TTA6BL4_HTTP__LISTEN", spec.http.to_string())

@@ -7,6 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use x0tta6bl4::{client, config, demo, node};
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// x0tta6bl4 — a self-healing mesh network node.
 #[derive(Parser)]
 #[command(version, about)]

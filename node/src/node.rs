@@ -55,7 +55,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .context("cannot install the metrics recorder")?;
     // Networking gets its own runtime so a busy actor thread never delays frames.
     let network = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(config.network_threads)
         .thread_name("x0tta-net")
         .enable_all()
         .build()

@@ -37,6 +37,19 @@ pub struct MeshConfig {
     pub frame_queue: usize,
     /// Peers kept in the durable peer book.
     pub peer_book_limit: usize,
+    /// Build the QUIC transport. Without it the node speaks TCP only: it
+    /// neither listens on nor dials QUIC addresses and keeps no UDP endpoint.
+    pub quic: bool,
+}
+
+/// Whether `addr` is a QUIC address (`…/udp/<port>/quic-v1`).
+pub fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| {
+        matches!(
+            p,
+            libp2p::multiaddr::Protocol::QuicV1 | libp2p::multiaddr::Protocol::Quic
+        )
+    })
 }
 
 impl Default for MeshConfig {
@@ -64,6 +77,7 @@ impl Default for MeshConfig {
             max_frame_bytes: 64 * 1024 + 256,
             frame_queue: 1_024,
             peer_book_limit: 4_096,
+            quic: true,
         }
     }
 }

@@ -90,19 +90,29 @@ const MAX_AWAITED_DIALS: usize = 256;
 pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Result<(), MeshError> {
     let mut commands = shared.commands.lock().await;
     let config = shared.config.clone();
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(shared.keypair.clone())
+    let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
+    let swarm_config = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(60));
+    let tcp = libp2p::SwarmBuilder::with_existing_identity(shared.keypair.clone())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| MeshError::Transport(e.to_string()))?
-        .with_quic()
-        .with_behaviour(|key| MeshBehaviour::new(key, &config))
-        .map_err(|e| MeshError::Transport(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .map_err(|e| transport_error(&e))?;
+    // The same swarm type either way: the builder boxes the transport.
+    let swarm = if config.quic {
+        tcp.with_quic()
+            .with_behaviour(|key| MeshBehaviour::new(key, &config))
+            .map_err(|e| transport_error(&e))?
+            .with_swarm_config(swarm_config)
+            .build()
+    } else {
+        tcp.with_behaviour(|key| MeshBehaviour::new(key, &config))
+            .map_err(|e| transport_error(&e))?
+            .with_swarm_config(swarm_config)
+            .build()
+    };
     let liveness_every = Duration::from_millis(config.keepalive_interval_ms.max(10));
     let mut event_loop = EventLoop {
         swarm,

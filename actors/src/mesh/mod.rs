@@ -30,7 +30,7 @@ use libp2p::{identity::Keypair, Multiaddr, PeerId};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::MeshConfig;
+pub use config::{is_quic, MeshConfig};
 pub use event_loop::unix_ms;
 pub use neighbours::Neighbours;
 pub use streams::FrameHandler;

@@ -24,6 +24,11 @@ pub const FRAME_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/frame
 const REOPEN_DELAY: Duration = Duration::from_millis(50);
 /// Failed opens in a row before the writer gives up on a neighbour.
 const MAX_REOPENS: u32 = 20;
+/// Buffer of each frame stream's reader and writer. Every neighbour has two, so
+/// this is paid 2 × neighbours times (64 KiB cost a node with 20 peers 2.5 MiB);
+/// a frame larger than the buffer passes by it, so it only sets how many frames
+/// go to the stream in one write.
+const STREAM_BUFFER: usize = 16 * 1024;
 
 /// Receives every frame read from a neighbour.
 pub trait FrameHandler: Send + Sync + 'static {
@@ -69,7 +74,7 @@ pub async fn write_frames(
 /// Copies frames from the queue to the stream, flushing whenever the queue runs
 /// dry, and sending a keepalive when it stays empty for `keepalive`.
 async fn pump(stream: Stream, queue: &mut mpsc::Receiver<Bytes>, keepalive: Duration) -> std::io::Result<()> {
-    let mut writer = BufWriter::with_capacity(64 * 1024, stream);
+    let mut writer = BufWriter::with_capacity(STREAM_BUFFER, stream);
     // The first keepalive tells the reader at once that the stream is up.
     write_one(&mut writer, &[]).await?;
     writer.flush().await?;
@@ -102,7 +107,7 @@ pub async fn read_frames(
     heard: Arc<Liveness>,
     max_frame: usize,
 ) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut reader = BufReader::with_capacity(STREAM_BUFFER, stream);
     let mut len_buf = [0u8; 4];
     loop {
         if reader.read_exact(&mut len_buf).await.is_err() {

@@ -106,6 +106,12 @@ pub struct NodeConfig {
     /// [`NodeConfig::failover_defaults`] become the defaults; values set in the
     /// file or the environment still win.
     pub failover: bool,
+    /// Minimal profile for small devices (`X0TTA6BL4_MINIMAL=true`): the
+    /// settings of [`NodeConfig::with_minimal`] become the defaults; values set
+    /// in the file or the environment still win.
+    pub minimal: bool,
+    /// Worker threads of the network runtime (libp2p, frame streams, sealing).
+    pub network_threads: usize,
 }
 
 impl Default for NodeConfig {
@@ -125,21 +131,69 @@ impl Default for NodeConfig {
             byzantine: false,
             pqc_beacons: false,
             failover: false,
+            minimal: false,
+            network_threads: 2,
         }
     }
 }
 
 impl NodeConfig {
     /// Loads defaults, then the file (if any), then `X0TTA6BL4_*` variables, and
-    /// validates. When they turn `failover` on, loads again on top of
-    /// [`NodeConfig::failover_defaults`].
+    /// validates. When they turn a profile on (`failover`, `minimal`), loads
+    /// again on top of that profile's defaults.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut config = Self::layered(NodeConfig::default(), file)?;
-        if config.failover {
-            config = Self::layered(NodeConfig::failover_defaults(), file)?;
+        if config.failover || config.minimal {
+            let mut base = if config.failover {
+                NodeConfig::failover_defaults()
+            } else {
+                NodeConfig::default()
+            };
+            if config.minimal {
+                base = base.with_minimal();
+            }
+            config = Self::layered(base, file)?;
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// This configuration turned into a minimal node for small devices: no
+    /// XDP program (interface counters instead), TCP only (no QUIC endpoint
+    /// and its buffers), one network thread, a healing history of 16 records,
+    /// and smaller caches of seen message ids (4,096) and known peers (256).
+    /// Routing, healing, sealed sessions and the API work as in a full node.
+    pub fn with_minimal(self) -> Self {
+        let tcp_only = self
+            .mesh
+            .listen
+            .iter()
+            .filter(|addr| !x0tta6bl4_actors::mesh::is_quic(addr))
+            .cloned()
+            .collect();
+        Self {
+            minimal: true,
+            network_threads: 1,
+            mesh: MeshConfig {
+                quic: false,
+                listen: tcp_only,
+                peer_book_limit: 256,
+                ..self.mesh
+            },
+            router: RouterConfig {
+                seen_capacity: 4_096,
+                ..self.router
+            },
+            telemetry: TelemetryConfig {
+                xdp: false,
+                ..self.telemetry
+            },
+            healer: HealerConfig {
+                history_limit: 16,
+                ..self.healer
+            },
+            ..self
+        }
     }
 
     /// The defaults of the fast-failover profile: the timers the namespace
@@ -213,8 +267,17 @@ impl NodeConfig {
         if self.http.workers == 0 {
             return invalid("http.workers", "must be at least 1");
         }
+        if !(1..=64).contains(&self.network_threads) {
+            return invalid("network_threads", "must be 1 to 64");
+        }
         if self.mesh.listen.is_empty() {
             return invalid("mesh.listen", "needs at least one address");
+        }
+        if !self.mesh.quic && self.mesh.listen.iter().any(x0tta6bl4_actors::mesh::is_quic) {
+            return invalid(
+                "mesh.listen",
+                "has a QUIC address but mesh.quic is false (the minimal profile turns QUIC off)",
+            );
         }
         if self.mesh.max_peers == 0 {
             return invalid("mesh.max_peers", "must be at least 1");
@@ -380,6 +443,32 @@ mod tests {
             jail.set_env("X0TTA6BL4_FAILOVER", "false");
             let config = NodeConfig::load(None).expect("loads");
             assert_eq!(config.mesh.link_timeout_ms, MeshConfig::default().link_timeout_ms);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn minimal_profile_turns_off_quic_xdp_and_big_caches_and_keeps_explicit_values() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("X0TTA6BL4_MINIMAL", "true");
+            let config = NodeConfig::load(None).expect("loads");
+            assert!(config.minimal && !config.mesh.quic && !config.telemetry.xdp);
+            assert_eq!(config.network_threads, 1);
+            assert_eq!(config.mesh.listen.len(), 1, "the QUIC address is gone");
+            assert!(!x0tta6bl4_actors::mesh::is_quic(&config.mesh.listen[0]));
+            assert_eq!((config.router.seen_capacity, config.healer.history_limit), (4_096, 16));
+            assert_eq!(config.mesh.link_timeout_ms, MeshConfig::default().link_timeout_ms);
+
+            jail.set_env("X0TTA6BL4_FAILOVER", "true");
+            jail.set_env("X0TTA6BL4_NETWORK_THREADS", "2");
+            let config = NodeConfig::load(None).expect("loads");
+            assert_eq!(config.mesh.link_timeout_ms, 300, "both profiles at once");
+            assert!(!config.mesh.quic);
+            assert_eq!(config.network_threads, 2, "the environment wins");
+
+            jail.set_env("X0TTA6BL4_MESH__LISTEN", r#"["/ip4/0.0.0.0/udp/4001/quic-v1"]"#);
+            let err = NodeConfig::load(None).expect_err("QUIC address without QUIC");
+            assert!(err.to_string().contains("mesh.quic"), "{err}");
             Ok(())
         });
     }
