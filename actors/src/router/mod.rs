@@ -51,12 +51,36 @@ pub fn serialize_option_display<S: serde::Serializer, T: Display>(value: &Option
     }
 }
 
+/// The cost of each link, in peer order, so that two reports of the same
+/// links compare equal whatever order they were listed in.
+fn link_costs(links: &[crate::mesh::LinkQuality]) -> Vec<(PeerId, Cost)> {
+    let mut costs: Vec<(PeerId, Cost)> = links.iter().map(|link| (link.peer, quality_cost(link))).collect();
+    costs.sort_unstable_by_key(|(peer, _)| *peer);
+    costs
+}
+
+/// A node's links as far as they decide at once where traffic may go: which
+/// neighbours it has and which of them its healer avoids, in peer order. A
+/// change here is recomputed within `recompute_interval_ms`; a change of RTT
+/// or loss alone within [`DRIFT_REFRESH`], since every ping moves them a little
+/// and a recompute per beacon cost a 21-node mesh's nodes a sixth of their idle CPU.
+fn link_shape(links: &[crate::mesh::LinkQuality]) -> Vec<(PeerId, bool)> {
+    let mut shape: Vec<(PeerId, bool)> = links.iter().map(|link| (link.peer, link.avoided)).collect();
+    shape.sort_unstable_by_key(|(peer, _)| *peer);
+    shape
+}
+
+/// Longest a recompute waits for link costs (RTT, loss) that changed.
+const DRIFT_REFRESH: Duration = Duration::from_secs(1);
+
 /// What the router knows about another node from its beacons.
 struct NodeInfo {
     name: String,
     addrs: Vec<String>,
     seq: u64,
     links: Vec<(PeerId, Cost)>,
+    /// Its neighbours and which of them its healer avoids (see [`link_shape`]).
+    shape: Vec<(PeerId, bool)>,
     /// Its healer routes around its link to this node.
     avoids_local: bool,
     received: Instant,
@@ -72,8 +96,12 @@ pub struct RouterActor {
     forwarder: Arc<Forwarder>,
     nodes: HashMap<PeerId, NodeInfo>,
     local_links: Vec<(PeerId, Cost)>,
+    local_shape: Vec<(PeerId, bool)>,
     graph: Graph,
     dirty: bool,
+    /// Some link costs changed since the last recompute (taken in within
+    /// [`DRIFT_REFRESH`]; a change of links or of avoided links is at once).
+    drifted: bool,
     last_failure: Option<String>,
     judge: byzantine::Judge,
     policy: Arc<Policy>,
@@ -98,8 +126,10 @@ impl RouterActor {
             forwarder,
             nodes: HashMap::new(),
             local_links: Vec::new(),
+            local_shape: Vec::new(),
             graph: Graph::default(),
             dirty: false,
+            drifted: false,
             last_failure: None,
             judge: byzantine::Judge::default(),
             policy,
@@ -144,6 +174,7 @@ impl RouterActor {
         metrics::routes(table.len(), changed, started.elapsed().as_secs_f64());
         self.forwarder.install_table(table);
         self.dirty = false;
+        self.drifted = false;
     }
 
     fn on_beacon(&mut self, beacon: crate::mesh::beacon::ValidBeacon) {
@@ -179,21 +210,21 @@ impl RouterActor {
         if let (Some(binding), Some(sessions)) = (&beacon.binding, self.forwarder.sessions()) {
             sessions.learn(beacon.peer, binding);
         }
-        let links = beacon
-            .links
-            .iter()
-            .map(|link| (link.peer, quality_cost(link)))
-            .collect();
+        let links = link_costs(&beacon.links);
         let avoids_local = beacon.links.iter().any(|link| link.peer == self.local && link.avoided);
         if self.config.byzantine {
             self.judge_links(&beacon);
         }
         let transit_barred =
             judged.unwrap_or_else(|| self.policy.transit_denied(&self.local, &beacon.peer, &beacon.name));
-        let changed = self
-            .nodes
-            .get(&beacon.peer)
-            .is_none_or(|n| n.links != links || n.transit_barred != transit_barred);
+        let shape = link_shape(&beacon.links);
+        let (changed, drifted) = match self.nodes.get(&beacon.peer) {
+            Some(known) => (
+                known.transit_barred != transit_barred || known.shape != shape,
+                known.links != links,
+            ),
+            None => (true, true),
+        };
         self.nodes.insert(
             beacon.peer,
             NodeInfo {
@@ -201,12 +232,14 @@ impl RouterActor {
                 addrs: beacon.addrs.iter().map(ToString::to_string).collect(),
                 seq: beacon.seq,
                 links,
+                shape,
                 avoids_local,
                 received: Instant::now(),
                 transit_barred,
             },
         );
         self.dirty |= changed;
+        self.drifted |= drifted;
     }
 
     /// Counts links in `beacon` that their other end keeps denying.
@@ -288,6 +321,13 @@ impl Actor for RouterActor {
                 router.recompute();
             }
         });
+        // New RTT and loss figures are taken in this often, so routes never
+        // rest on costs older than that.
+        ctx.run_interval(DRIFT_REFRESH, |router, _| {
+            if router.drifted {
+                router.recompute();
+            }
+        });
         ctx.run_interval(self.policy_reload.max(Duration::from_millis(50)), |router, _| {
             if router.policy.reload_if_changed() {
                 let (policy, local) = (router.policy.clone(), router.local);
@@ -326,14 +366,20 @@ impl Handler<MeshEvent> for RouterActor {
         match event {
             MeshEvent::Beacon(beacon) => self.on_beacon(beacon),
             MeshEvent::LocalLinks(links) => {
-                let links: Vec<(PeerId, Cost)> = links.iter().map(|link| (link.peer, quality_cost(link))).collect();
+                let shape = link_shape(&links);
+                let links = link_costs(&links);
+                if shape != self.local_shape {
+                    self.local_shape = shape;
+                    self.dirty = true;
+                }
                 if links != self.local_links {
                     self.local_links = links;
-                    self.dirty = true;
+                    self.drifted = true;
                 }
             }
             MeshEvent::LinkDown(peer) => {
                 self.local_links.retain(|(p, _)| *p != peer);
+                self.local_shape.retain(|(p, _)| *p != peer);
                 self.recompute();
             }
         }
@@ -424,5 +470,73 @@ impl Handler<InjectFault> for RouterActor {
         self.last_failure = Some("injected fault".into());
         ctx.stop();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::beacon::ValidBeacon;
+    use crate::mesh::LinkQuality;
+    use crate::policy::PolicyConfig;
+
+    fn router() -> RouterActor {
+        let local = PeerId::random();
+        let forwarder = Arc::new(Forwarder::new(local, RouterConfig::default(), Arc::default()));
+        let policy = Arc::new(Policy::load(&PolicyConfig::default()).expect("built-in policy"));
+        RouterActor::new(
+            local,
+            RouterConfig::default(),
+            forwarder,
+            policy,
+            Duration::from_secs(60),
+        )
+    }
+
+    fn beacon(peer: PeerId, seq: u64, links: &[(PeerId, f64, bool)]) -> ValidBeacon {
+        ValidBeacon {
+            peer,
+            name: "a".into(),
+            addrs: Vec::new(),
+            seq,
+            timestamp_ms: 0,
+            links: links
+                .iter()
+                .map(|&(peer, rtt_ms, avoided)| LinkQuality {
+                    peer,
+                    rtt_ms,
+                    loss: 0.0,
+                    avoided,
+                })
+                .collect(),
+            binding: None,
+            pq_signed: None,
+        }
+    }
+
+    #[test]
+    fn new_rtts_wait_for_the_drift_refresh_and_changed_links_do_not() {
+        let mut router = router();
+        let (a, b, local) = (PeerId::random(), PeerId::random(), router.local);
+        router.on_beacon(beacon(a, 1, &[(local, 1.0, false)]));
+        assert!(router.dirty, "a new node");
+        router.recompute();
+        assert!(!router.dirty && !router.drifted);
+
+        router.on_beacon(beacon(a, 2, &[(local, 40.0, false)]));
+        assert!(!router.dirty, "an RTT change alone waits");
+        assert!(router.drifted, "and is taken in by the drift refresh");
+        router.recompute();
+
+        router.on_beacon(beacon(a, 3, &[(local, 40.0, true)]));
+        assert!(router.dirty, "an avoided link moves routes at once");
+        router.recompute();
+        // The same links listed in another order are the same links.
+        router.on_beacon(beacon(a, 4, &[(b, 1.0, false), (local, 40.0, true)]));
+        router.recompute();
+        router.on_beacon(beacon(a, 5, &[(local, 40.0, true), (b, 1.0, false)]));
+        assert!(!router.dirty && !router.drifted);
+        router.on_beacon(beacon(a, 6, &[(local, 40.0, true)]));
+        assert!(router.dirty, "a link that went moves routes at once");
     }
 }
