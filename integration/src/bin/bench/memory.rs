@@ -7,11 +7,13 @@
 //! its share of those. Idle CPU: user + system time over a quiet window with
 //! beacons, pings and keepalives running but no traffic.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use x0tta6bl4_integration::{free_port, memory_of, wait_for, Memory, TestMesh, MINIMAL};
+
+use crate::peers::Daemons;
 
 /// The product's defaults where the test nodes differ (their faster beacons
 /// and pings, bigger inbox, debug hooks): the bench measures a node as users run it.
@@ -129,25 +131,13 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
-/// Kills and reaps the Yggdrasil daemons when dropped.
-struct Daemons(Vec<Child>);
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// Starts `nodes` Yggdrasil daemons at their defaults on loopback (no TUN,
 /// no multicast), each peering with every earlier one, so each has
 /// `nodes - 1` peers; samples them once every one has all its peers.
 fn yggdrasil(nodes: usize, timing: &Timing) -> Result<Vec<Sample>, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
-    let mut daemons = Daemons(Vec::new());
+    let mut daemons = Daemons::default();
     let mut sockets = Vec::new();
     eprintln!("starting {nodes} yggdrasil daemons");
     for (i, port) in ports.iter().enumerate() {
@@ -167,16 +157,9 @@ fn yggdrasil(nodes: usize, timing: &Timing) -> Result<Vec<Sample>, String> {
         config["AdminListen"] = json!(format!("unix://{}", socket.display()));
         let path = dir.path().join(format!("y{i}.json"));
         std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
-        let child = Command::new("yggdrasil")
-            .arg("-useconffile")
-            .arg(&path)
-            .args(["-logto", "/dev/null"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start yggdrasil: {e}"))?;
-        daemons.0.push(child);
+        let mut command = Command::new("yggdrasil");
+        command.arg("-useconffile").arg(&path).args(["-logto", "/dev/null"]);
+        daemons.start(command, "yggdrasil")?;
         sockets.push(socket);
     }
     let started = Instant::now();
@@ -191,8 +174,7 @@ fn yggdrasil(nodes: usize, timing: &Timing) -> Result<Vec<Sample>, String> {
         },
     );
     eprintln!("full yggdrasil mesh after {:.1} s", started.elapsed().as_secs_f64());
-    let pids: Vec<u32> = daemons.0.iter().map(Child::id).collect();
-    Ok(sample(&pids, timing))
+    Ok(sample(&daemons.pids(), timing))
 }
 
 /// Peers the daemon at admin `socket` is connected to (`yggdrasilctl getPeers`).

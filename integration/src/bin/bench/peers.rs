@@ -11,15 +11,21 @@ use x0tta6bl4_integration::{unix_ms, wait_for};
 
 use crate::reroute::{Overlay, PROBE_EVERY};
 
-/// Kills and reaps helper daemons when the overlay is dropped.
+/// Helper daemons, killed and reaped when dropped.
 #[derive(Default)]
-struct Daemons(Vec<Child>);
+pub struct Daemons(Vec<Child>);
 
 impl Daemons {
+    /// Starts `program` with `args` in namespace `ns`, output discarded.
     fn spawn(&mut self, ns: &str, program: &str, args: &[&str]) -> Result<(), String> {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, program])
-            .args(args)
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns, program]).args(args);
+        self.start(command, program)
+    }
+
+    /// Starts `command` (which runs `program`), input and output discarded.
+    pub fn start(&mut self, mut command: Command, program: &str) -> Result<(), String> {
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -27,6 +33,11 @@ impl Daemons {
             .map_err(|e| format!("cannot start {program}: {e}"))?;
         self.0.push(child);
         Ok(())
+    }
+
+    /// Process ids of the daemons, in start order.
+    pub fn pids(&self) -> Vec<u32> {
+        self.0.iter().map(Child::id).collect()
     }
 }
 
