@@ -19,7 +19,7 @@ use crate::mesh::PeerLink;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SymptomKind {
-    /// Ping loss on a link above `loss_threshold`.
+    /// Loss on a link (pings or delayed beats) above `loss_threshold`.
     LinkLoss,
     /// RTT far above the link's own history.
     RttSpike,
@@ -180,7 +180,7 @@ impl Analyzer {
                     peer: Some(link.peer),
                     severity: Severity::Warning,
                     evidence: format!(
-                        "ping loss {:.0} % (threshold {:.0} %)",
+                        "loss {:.0} % (threshold {:.0} %)",
                         link.loss * 100.0,
                         config.loss_threshold * 100.0
                     ),

@@ -12,7 +12,7 @@ pub struct HealerConfig {
     pub enabled: bool,
     /// Milliseconds between two cycles.
     pub cycle_ms: u64,
-    /// Ping loss ratio at which a link counts as lossy.
+    /// Loss ratio (pings or delayed beats) at which a link counts as lossy.
     pub loss_threshold: f64,
     /// RTT z-score (against the link's own history) that counts as a spike.
     pub rtt_z_threshold: f64,

@@ -58,7 +58,10 @@ pub enum Verdict {
 }
 
 /// Carries out `action`: one attempt per breaker permit, retried with full-jitter
-/// backoff up to `retry.max_retries` times.
+/// backoff up to `retry.max_retries` times. A route switch first sends its
+/// baseline probes over the route in use, but does not wait for their answers
+/// (on a lossy link that took up to `probes × probe_timeout_ms`, all of it
+/// added to the outage).
 pub async fn execute(
     effectors: Effectors,
     action: Action,
@@ -66,17 +69,27 @@ pub async fn execute(
     config: HealerConfig,
     retry: BreakerConfig,
 ) -> Execution {
-    let baseline = match action {
-        Action::SwitchRoute { .. } if !affected.is_empty() => {
-            Some(delivery(&effectors.sources.forwarder, &affected, &config).await)
+    let baseline = async {
+        match action {
+            Action::SwitchRoute { .. } if !affected.is_empty() => {
+                Some(delivery(&effectors.sources.forwarder, &affected, &config).await)
+            }
+            _ => None,
         }
-        _ => None,
     };
+    // `join!` polls the baseline first, so its probes leave before the switch.
+    let (baseline, mut execution) = futures::join!(baseline, attempt(&effectors, &action, &config, &retry));
+    execution.baseline = baseline;
+    execution
+}
+
+/// The attempts of [`execute`], without the baseline.
+async fn attempt(effectors: &Effectors, action: &Action, config: &HealerConfig, retry: &BreakerConfig) -> Execution {
     let mut execution = Execution {
         failures: Vec::new(),
         success: None,
         refused: None,
-        baseline,
+        baseline: None,
     };
     let (base, cap) = retry.retry_delays();
     for attempt in 0..=retry.max_retries {
@@ -99,7 +112,7 @@ pub async fn execute(
                 return execution;
             }
         }
-        let result = perform(&effectors, &action, &config).await;
+        let result = perform(effectors, action, config).await;
         let report = Report {
             kind: action.kind(),
             target: action.target(),
@@ -281,16 +294,11 @@ pub async fn verify(
 /// Share of routed echoes to `destinations` that came back in time.
 pub async fn delivery(forwarder: &Arc<Forwarder>, destinations: &[PeerId], config: &HealerConfig) -> f64 {
     let timeout = Duration::from_millis(config.probe_timeout_ms);
-    let per_destination = destinations.iter().map(|dst| async move {
-        let mut ok = 0u32;
-        for _ in 0..config.probes {
-            if forwarder.echo(*dst, timeout).await.is_ok() {
-                ok += 1;
-            }
-        }
-        ok
-    });
-    let ok: u32 = join_all(per_destination).await.into_iter().sum();
+    // All probes leave at once: each waits for its own answer only.
+    let probes = destinations
+        .iter()
+        .flat_map(|dst| (0..config.probes).map(move |_| forwarder.echo(*dst, timeout)));
+    let ok = join_all(probes).await.iter().filter(|reply| reply.is_ok()).count() as u32;
     let total = config
         .probes
         .saturating_mul(u32::try_from(destinations.len()).unwrap_or(u32::MAX));

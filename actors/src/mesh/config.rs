@@ -31,6 +31,11 @@ pub struct MeshConfig {
     /// times it, and a stall of this node itself is added (see
     /// `neighbours::SilenceTimeout`).
     pub link_timeout_ms: u64,
+    /// Milliseconds a beat may come later than the fastest recent one (or a
+    /// neighbour stay silent past its cadence) before its stream counts as
+    /// stalled by a loss (see `mesh::beats`): above scheduling noise, below
+    /// the 200 ms a TCP retransmission takes.
+    pub late_after_ms: u64,
     /// Largest routed frame accepted from a neighbour, in bytes.
     pub max_frame_bytes: usize,
     /// Frames queued per neighbour before the sender waits.
@@ -73,6 +78,7 @@ impl Default for MeshConfig {
             keepalive_interval_ms: 250,
             // Six keepalives missed: a slow link survives, a dead one goes in 1.5 s.
             link_timeout_ms: 1_500,
+            late_after_ms: 50,
             // 64 KiB payloads plus a generous header.
             max_frame_bytes: 64 * 1024 + 256,
             frame_queue: 1_024,

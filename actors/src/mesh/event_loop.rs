@@ -292,13 +292,14 @@ impl EventLoop {
     }
 
     fn status(&self) -> MeshStatus {
+        let losses = self.link_losses();
         let mut peers: Vec<PeerLink> = self
             .links
             .iter()
             .map(|(peer, stats)| PeerLink {
                 peer: *peer,
                 rtt_ms: stats.rtt_ms(),
-                loss: stats.loss(),
+                loss: losses.get(peer).copied().unwrap_or(0.0),
                 remote_addrs: self
                     .connections
                     .values()
@@ -324,7 +325,6 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
-                num_established,
                 endpoint,
                 connection_id,
                 ..
@@ -334,7 +334,9 @@ impl EventLoop {
                 }
                 self.connections
                     .insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
-                if num_established.get() == 1 {
+                // Also when an older connection is still closing: a link closed
+                // for silence left the data plane before its connection ended.
+                if !self.shared.neighbours.contains(&peer_id) {
                     self.link_up(peer_id);
                 }
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
@@ -395,7 +397,8 @@ impl EventLoop {
         self.shared.neighbours.insert(peer, tx);
         let control = self.swarm.behaviour().streams.new_control();
         let keepalive = Duration::from_millis(self.shared.config.keepalive_interval_ms.max(10));
-        tokio::spawn(write_frames(peer, control, rx, keepalive));
+        let liveness = self.shared.neighbours.liveness(&peer);
+        tokio::spawn(write_frames(peer, control, rx, keepalive, liveness));
         m::peers_connected(self.shared.neighbours.len());
         self.notify_links();
     }
@@ -502,7 +505,29 @@ impl EventLoop {
             tracing::info!(%peer, ?timeout, "neighbour silent, closing link");
             m::link_closed_silent(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
+            // Closing waits for the muxer's goodbye, which a dead path may hold
+            // up for seconds; frames and routes leave the link now.
+            self.link_down(peer);
         }
+        // Keeps the stalled shares the beats send back current.
+        self.shared.neighbours.stalled_shares(self.late_after());
+    }
+
+    /// How late a beat must come to count as held up by a loss: the configured
+    /// `late_after_ms` plus this node's own recent stalls, which delay reading
+    /// every neighbour's beats alike.
+    fn late_after(&self) -> Duration {
+        Duration::from_millis(self.shared.config.late_after_ms) + self.stalls.longest()
+    }
+
+    /// Each link's loss: recent ping loss or the share of the last half second its
+    /// stream stood stalled by losses (either way), whichever is higher.
+    fn link_losses(&self) -> HashMap<PeerId, f64> {
+        let late = self.shared.neighbours.stalled_shares(self.late_after());
+        self.links
+            .iter()
+            .map(|(peer, stats)| (*peer, stats.loss().max(late.get(peer).copied().unwrap_or(0.0))))
+            .collect()
     }
 
     fn on_beacon_tick(&mut self) {
@@ -511,16 +536,18 @@ impl EventLoop {
     }
 
     fn link_reports(&self) -> Vec<LinkQuality> {
+        let losses = self.link_losses();
         let avoided = self.shared.avoided.lock();
         self.links
             .iter()
             .filter(|(peer, _)| self.shared.neighbours.contains(peer))
             .map(|(peer, stats)| {
-                m::link_loss(peer, stats.loss());
+                let loss = losses.get(peer).copied().unwrap_or(0.0);
+                m::link_loss(peer, loss);
                 LinkQuality {
                     peer: *peer,
                     rtt_ms: stats.routing_rtt_ms(),
-                    loss: stats.loss(),
+                    loss,
                     avoided: avoided.contains(peer),
                 }
             })

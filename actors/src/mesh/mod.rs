@@ -11,6 +11,7 @@
 //! Others reach the loop through a [`MeshHandle`] and hear from it via [`MeshEvent`].
 
 pub mod beacon;
+pub mod beats;
 pub mod behaviour;
 pub mod config;
 mod event_loop;
@@ -74,7 +75,7 @@ pub struct LinkQuality {
     /// Round-trip time routing weighs, in milliseconds: the smallest of the
     /// recent pings (`LinkStats::routing_rtt_ms`).
     pub rtt_ms: f64,
-    /// Share of recent pings lost.
+    /// Recent loss: of pings, or of beats delayed by a retransmission (`mesh::beats`), whichever is higher.
     pub loss: f64,
     /// The owner's healer routes around this link.
     pub avoided: bool,
@@ -103,7 +104,7 @@ pub struct PeerLink {
     pub peer: PeerId,
     /// Smoothed round-trip time in milliseconds.
     pub rtt_ms: f64,
-    /// Recent ping loss ratio.
+    /// Recent loss ratio (pings or beats, whichever is higher; see `LinkQuality::loss`).
     pub loss: f64,
     /// Remote addresses of its open connections, as this node sees them (what
     /// the peer really uses, unlike the addresses its beacons announce).

@@ -4,11 +4,12 @@
 //! The mesh event loop adds an entry when the first connection to a peer is
 //! established and removes it when the last one closes, so the router's data
 //! plane sees a dead neighbour disappear immediately and falls back to its backup
-//! hop. Stream readers stamp [`Liveness`] on every frame or keepalive; the event
-//! loop closes links that stay silent too long.
+//! hop. Stream readers stamp [`Liveness`] on every frame or beat and measure
+//! how late the beats come (see [`super::beats`]); the event loop closes links
+//! that stay silent too long.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,15 +18,64 @@ use libp2p::PeerId;
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
-/// When a neighbour was last heard from, and the longest recent gap between
-/// two things heard from it, in milliseconds since process start.
-#[derive(Debug, Default)]
+use super::beats::{Beat, BeatMeter, UNKNOWN_SHARE};
+
+/// When a neighbour was last heard from, the longest recent gap between two
+/// things heard from it (in milliseconds since process start), and how much
+/// its stream stalls, both ways.
+#[derive(Debug)]
 pub struct Liveness {
     last: AtomicU64,
     longest_gap: AtomicU64,
+    beats: parking_lot::Mutex<BeatMeter>,
+    /// How much of the last stall window the neighbour saw this node's stream
+    /// stalled, in percent, as its last beat said ([`UNKNOWN_SHARE`] until it says).
+    stalled_out: AtomicU8,
+    /// How much of the last stall window this node saw the neighbour's stream
+    /// stalled, in percent, as last worked out by [`Liveness::stalled_share`].
+    stalled_in: AtomicU8,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            last: AtomicU64::default(),
+            longest_gap: AtomicU64::default(),
+            beats: parking_lot::Mutex::default(),
+            stalled_out: AtomicU8::new(UNKNOWN_SHARE),
+            stalled_in: AtomicU8::new(UNKNOWN_SHARE),
+        }
+    }
 }
 
 impl Liveness {
+    /// Records a beat from the neighbour.
+    pub fn beat(&self, beat: &Beat) {
+        self.heard();
+        self.beats.lock().record(beat, now_ms());
+        self.stalled_out
+            .store(beat.reverse_stalled.unwrap_or(UNKNOWN_SHARE), Ordering::Relaxed);
+    }
+
+    /// The share of the last stall window this node saw the neighbour's stream
+    /// stalled, in percent (`None` before it worked it out), to send back in a beat.
+    pub fn stalled_in(&self) -> Option<u8> {
+        Some(self.stalled_in.load(Ordering::Relaxed)).filter(|s| *s != UNKNOWN_SHARE)
+    }
+
+    /// The link's loss as the data path feels it: the larger of the shares of
+    /// the last stall window it stood stalled (see [`super::beats`]), each way, 0 to
+    /// 1. Refreshes the share [`Liveness::stalled_in`] sends back.
+    pub fn stalled_share(&self, late_after: Duration) -> f64 {
+        let stalled_in = self.beats.lock().stalled_share(now_ms(), late_after);
+        self.stalled_in.store(stalled_in, Ordering::Relaxed);
+        let stalled_out = match self.stalled_out.load(Ordering::Relaxed) {
+            UNKNOWN_SHARE => 0,
+            share => share,
+        };
+        f64::from(stalled_in.max(stalled_out)) / 100.0
+    }
+
     /// Records that the neighbour was heard from now.
     pub fn heard(&self) {
         let now = now_ms();
@@ -84,8 +134,9 @@ impl SilenceTimeout {
     }
 }
 
-/// Milliseconds since process start, from 1 (0 means "never heard").
-fn now_ms() -> u64 {
+/// Milliseconds since process start, from 1 (0 means "never heard"); the
+/// clock beats carry.
+pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
@@ -141,6 +192,15 @@ impl Neighbours {
             .collect();
         entries.values().for_each(|n| n.liveness.fade());
         silent
+    }
+
+    /// Every neighbour's loss as its beats show it (see [`Liveness::stalled_share`]).
+    pub fn stalled_shares(&self, late_after: Duration) -> HashMap<PeerId, f64> {
+        self.entries
+            .read()
+            .iter()
+            .map(|(p, n)| (*p, n.liveness.stalled_share(late_after)))
+            .collect()
     }
 
     /// Whether `peer` is a live neighbour.

@@ -38,6 +38,11 @@ impl StallMeter {
         self.last = Some(now);
         self.longest
     }
+
+    /// The longest recent lateness, as of the last check.
+    pub fn longest(&self) -> Duration {
+        self.longest
+    }
 }
 
 #[cfg(test)]

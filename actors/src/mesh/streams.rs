@@ -2,12 +2,14 @@
 //!
 //! Each side opens one outbound stream per neighbour (protocol [`FRAME_PROTOCOL`])
 //! and writes length-delimited frames (`u32` big-endian length, then the frame).
-//! An idle writer sends a keepalive (a zero-length frame) every keepalive interval.
-//! Inbound streams are read by one task each, which stamps the neighbour's
-//! [`Liveness`] and hands every frame to the [`FrameHandler`] (the router's data plane).
+//! A zero length introduces a beat instead (see [`super::beats`]): one goes
+//! before a batch of frames at most every [`BEAT_SPACING`], and one alone every
+//! keepalive interval while the writer is idle. Inbound streams are read by one
+//! task each, which stamps the neighbour's [`Liveness`] with every frame and
+//! beat and hands every frame to the [`FrameHandler`] (the router's data plane).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -15,11 +17,13 @@ use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use tokio::sync::mpsc;
 
-use super::neighbours::Liveness;
+use super::beats::{Beat, BEAT_BODY, BEAT_SPACING};
+use super::neighbours::{now_ms, Liveness};
 use crate::router::frame::RejectReason;
 
-/// Protocol of routed frame streams.
-pub const FRAME_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/frames/1");
+/// Protocol of routed frame streams (version 2: zero lengths introduce beats;
+/// in version 1 they were bare keepalives).
+pub const FRAME_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/frames/2");
 /// Pause before reopening a failed outbound stream.
 const REOPEN_DELAY: Duration = Duration::from_millis(50);
 /// Failed opens in a row before the writer gives up on a neighbour.
@@ -38,13 +42,15 @@ pub trait FrameHandler: Send + Sync + 'static {
     fn reject(&self, from: PeerId, reason: RejectReason);
 }
 
-/// Writes frames queued for `peer` to an outbound stream, reopening it when it breaks.
+/// Writes frames queued for `peer` to an outbound stream, reopening it when it
+/// breaks; its beats carry what `liveness` measured of the peer's beats.
 /// Ends when the queue is closed (the neighbour disconnected).
 pub async fn write_frames(
     peer: PeerId,
     mut control: libp2p_stream::Control,
     mut queue: mpsc::Receiver<Bytes>,
     keepalive: Duration,
+    liveness: Arc<Liveness>,
 ) {
     let mut failures = 0;
     loop {
@@ -61,7 +67,7 @@ pub async fn write_frames(
             }
         };
         failures = 0;
-        match pump(stream, &mut queue, keepalive).await {
+        match pump(stream, &mut queue, keepalive, &liveness).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::debug!(%peer, %error, "frame stream broke, reopening");
@@ -72,21 +78,34 @@ pub async fn write_frames(
 }
 
 /// Copies frames from the queue to the stream, flushing whenever the queue runs
-/// dry, and sending a keepalive when it stays empty for `keepalive`.
-async fn pump(stream: Stream, queue: &mut mpsc::Receiver<Bytes>, keepalive: Duration) -> std::io::Result<()> {
+/// dry; puts a beat before a batch when the last one is [`BEAT_SPACING`] old,
+/// and sends one alone when the queue stays empty for `keepalive`.
+async fn pump(
+    stream: Stream,
+    queue: &mut mpsc::Receiver<Bytes>,
+    keepalive: Duration,
+    liveness: &Liveness,
+) -> std::io::Result<()> {
     let mut writer = BufWriter::with_capacity(STREAM_BUFFER, stream);
-    // The first keepalive tells the reader at once that the stream is up.
-    write_one(&mut writer, &[]).await?;
+    // The first beat tells the reader at once that the stream is up.
+    write_beat(&mut writer, keepalive, liveness).await?;
+    let mut last_beat = Instant::now();
     writer.flush().await?;
     loop {
         let frame = match tokio::time::timeout(keepalive, queue.recv()).await {
-            Ok(Some(frame)) => frame,
+            Ok(Some(frame)) => Some(frame),
             Ok(None) => break,
-            Err(_) => Bytes::new(),
+            Err(_) => None,
         };
-        write_one(&mut writer, &frame).await?;
-        while let Ok(frame) = queue.try_recv() {
+        if frame.is_none() || last_beat.elapsed() >= BEAT_SPACING {
+            write_beat(&mut writer, keepalive, liveness).await?;
+            last_beat = Instant::now();
+        }
+        if let Some(frame) = frame {
             write_one(&mut writer, &frame).await?;
+            while let Ok(frame) = queue.try_recv() {
+                write_one(&mut writer, &frame).await?;
+            }
         }
         writer.flush().await?;
     }
@@ -97,6 +116,16 @@ async fn write_one(writer: &mut BufWriter<Stream>, frame: &[u8]) -> std::io::Res
     let len = u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame too large"))?;
     writer.write_all(&len.to_be_bytes()).await?;
     writer.write_all(frame).await
+}
+
+async fn write_beat(writer: &mut BufWriter<Stream>, cadence: Duration, liveness: &Liveness) -> std::io::Result<()> {
+    let beat = Beat {
+        sent_ms: now_ms() as u32,
+        cadence_ms: u16::try_from(cadence.as_millis()).unwrap_or(u16::MAX),
+        reverse_stalled: liveness.stalled_in(),
+    };
+    writer.write_all(&0u32.to_be_bytes()).await?;
+    writer.write_all(&beat.encode()).await
 }
 
 /// Reads frames from an inbound stream of `peer` until it closes or misbehaves.
@@ -113,12 +142,16 @@ pub async fn read_frames(
         if reader.read_exact(&mut len_buf).await.is_err() {
             return;
         }
-        heard.heard();
         let len = u32::from_be_bytes(len_buf) as usize;
         if len == 0 {
-            // Keepalive.
+            let mut body = [0u8; BEAT_BODY];
+            if reader.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            heard.beat(&Beat::decode(body));
             continue;
         }
+        heard.heard();
         if len > max_frame {
             // Skip it without buffering: the stream stays in sync and the frames
             // behind it still arrive. Skipping costs the sender bandwidth, not us memory.

@@ -1,7 +1,8 @@
 //! `bench heal`: injected faults on the detour topology (short path A–B–C, the
 //! long way round A–D–E–F–C), rotating 40 % loss on A–B, SIGKILL of B, and A–B
-//! flapping (down 1 s, up 2 s, until healed). A probe thread echoes A → C
-//! every 50 ms and notes A's next hop towards C. A fault is healed once echoes
+//! flapping (down 1 s, up 2 s, until healed). An echo A → C goes out every
+//! 50 ms (each on its own thread, so a lost one does not hold up the next)
+//! and notes A's next hop towards C. A fault is healed once echoes
 //! are answered over a route that keeps clear of it for 5 s running; MTTR is
 //! the time from the fault to the start of that run. The healed share counts
 //! faults healed within 30 s with no operator; the MTTR percentiles are over
@@ -9,7 +10,8 @@
 //! Between trials the fault is removed (B restarted) and the bench waits for A
 //! to route through B again.
 //! `--timeline` prints each trial's echoes (`B`/`d` answered through B / the
-//! other way, `x`/`.` lost).
+//! other way, `x`/`.` lost), under them A's loss estimate of A–B in tenths
+//! (`-` while not linked), and the evidence A's healer acted on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,6 +69,8 @@ struct Probe {
     at_ms: u64,
     answered: bool,
     via_b: bool,
+    /// A's loss estimate of its link to B right after, if linked.
+    loss_to_b: Option<f64>,
 }
 
 /// Echoes from A to C on a thread of its own, for the whole run.
@@ -87,18 +91,34 @@ impl Prober {
         let probes = Arc::new(Mutex::new(Vec::new()));
         let (flag, record) = (running.clone(), probes.clone());
         let thread = std::thread::spawn(move || {
+            // Echoes go out on a fixed schedule, each on a thread of its own,
+            // so one waiting for its timeout does not delay the next.
+            let mut echoes: Vec<std::thread::JoinHandle<()>> = Vec::new();
             while flag.load(Ordering::Relaxed) {
-                let at_ms = unix_ms();
-                let answered = ureq::post(&format!("{api}/api/v1/ping"))
-                    .timeout(Duration::from_millis(ECHO_TIMEOUT_MS + 1_000))
-                    .send_json(json!({ "to": c, "timeout_ms": ECHO_TIMEOUT_MS }))
-                    .is_ok();
-                let via_b = route_next_hop(&api, &c).is_some_and(|hop| hop == b);
-                if let Ok(mut all) = record.lock() {
-                    all.push(Probe { at_ms, answered, via_b });
-                }
+                let (api, c, b, record) = (api.clone(), c.clone(), b.clone(), record.clone());
+                echoes.retain(|e| !e.is_finished());
+                echoes.push(std::thread::spawn(move || {
+                    let at_ms = unix_ms();
+                    let answered = ureq::post(&format!("{api}/api/v1/ping"))
+                        .timeout(Duration::from_millis(ECHO_TIMEOUT_MS + 1_000))
+                        .send_json(json!({ "to": c, "timeout_ms": ECHO_TIMEOUT_MS }))
+                        .is_ok();
+                    let via_b = route_next_hop(&api, &c).is_some_and(|hop| hop == b);
+                    let loss_to_b = link_loss(&api, &b);
+                    if let Ok(mut all) = record.lock() {
+                        all.push(Probe {
+                            at_ms,
+                            answered,
+                            via_b,
+                            loss_to_b,
+                        });
+                    }
+                }));
                 std::thread::sleep(PROBE_EVERY);
             }
+            echoes.into_iter().for_each(|e| {
+                let _ = e.join();
+            });
         });
         Self {
             running,
@@ -107,12 +127,15 @@ impl Prober {
         }
     }
 
-    /// Probes sent at or after `from_ms`.
+    /// Probes sent at or after `from_ms`, in the order they were sent.
     fn since(&self, from_ms: u64) -> Vec<Probe> {
-        self.probes
+        let mut since: Vec<Probe> = self
+            .probes
             .lock()
             .map(|all| all.iter().filter(|p| p.at_ms >= from_ms).copied().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        since.sort_by_key(|p| p.at_ms);
+        since
     }
 }
 
@@ -125,16 +148,27 @@ impl Drop for Prober {
     }
 }
 
-fn route_next_hop(api: &str, to: &str) -> Option<String> {
-    let routes: Value = ureq::get(&format!("{api}/api/v1/routes"))
+/// `GET {api}{path}` as JSON, `None` on any failure.
+fn get_json(api: &str, path: &str) -> Option<Value> {
+    ureq::get(&format!("{api}{path}"))
         .timeout(Duration::from_secs(2))
         .call()
         .ok()?
         .into_json()
-        .ok()?;
+        .ok()
+}
+
+fn route_next_hop(api: &str, to: &str) -> Option<String> {
+    let routes = get_json(api, "/api/v1/routes")?;
     routes["routes"].as_array()?.iter().find(|r| r["destination"] == to)?["next_hop"]
         .as_str()
         .map(str::to_string)
+}
+
+/// The loss `api`'s node reports on its link to `peer`, if they are linked.
+fn link_loss(api: &str, peer: &str) -> Option<f64> {
+    let peers = get_json(api, "/api/v1/peers")?;
+    peers["peers"].as_array()?.iter().find(|p| p["peer_id"] == peer)?["loss"].as_f64()
 }
 
 /// The outcome of one fault.
@@ -145,6 +179,10 @@ struct Trial {
     actions: Vec<String>,
     /// One character per echo from the fault on (see [`timeline`]).
     timeline: String,
+    /// A's loss estimate of A–B per echo, in tenths (`-`: not linked).
+    loss_timeline: String,
+    /// The evidence of the symptoms A's healer acted on.
+    evidence: Vec<String>,
 }
 
 /// The echoes as characters: `B` answered through B, `d` answered the other
@@ -197,8 +235,8 @@ fn wait_healed(prober: &Prober, fault_ms: u64) -> Option<u64> {
     None
 }
 
-/// A's healing records since `from_ms`, oldest first, as `action result`.
-fn actions_since(net: &TestNet, from_ms: u64) -> Vec<String> {
+/// A's healing records since `from_ms`, oldest first, each as `line` makes it.
+fn records_since(net: &TestNet, from_ms: u64, line: impl Fn(&Value) -> String) -> Vec<String> {
     let history = net
         .node(A)
         .get("/api/v1/healing")
@@ -210,10 +248,17 @@ fn actions_since(net: &TestNet, from_ms: u64) -> Vec<String> {
         .rev()
         .filter(|r| r["at_unix_ms"].as_u64().is_some_and(|at| at >= from_ms))
         .map(|r| {
-            let name = |v: &Value| v.as_str().unwrap_or("?").to_string();
-            format!("{} {}", name(&r["action"]), name(&r["result"]))
+            let mut r = r.clone();
+            r["after_ms"] = json!(r["at_unix_ms"].as_u64().unwrap_or(from_ms) - from_ms);
+            line(&r)
         })
         .collect()
+}
+
+/// A healing record as `action result +ms` (after the fault).
+fn action_line(r: &Value) -> String {
+    let name = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    format!("{} {} +{}ms", name(&r["action"]), name(&r["result"]), r["after_ms"])
 }
 
 fn run_trial(net: &mut TestNet, prober: &Prober, fault: Fault) -> Trial {
@@ -246,8 +291,18 @@ fn run_trial(net: &mut TestNet, prober: &Prober, fault: Fault) -> Trial {
     Trial {
         fault,
         healed_ms,
-        actions: actions_since(net, fault_ms),
+        actions: records_since(net, fault_ms, action_line),
+        evidence: records_since(net, fault_ms, |r| r["evidence"].as_str().unwrap_or("?").to_string()),
         timeline: timeline(&prober.since(fault_ms)),
+        loss_timeline: prober
+            .since(fault_ms)
+            .iter()
+            .map(|p| {
+                p.loss_to_b.map_or('-', |loss| {
+                    char::from_digit((loss * 10.0).round().clamp(0.0, 9.0) as u32, 10).unwrap_or('?')
+                })
+            })
+            .collect(),
     }
 }
 
@@ -324,6 +379,8 @@ pub fn run(quick: bool, show_timeline: bool) {
         );
         if show_timeline {
             eprintln!("     {}", trial.timeline);
+            eprintln!("     {}", trial.loss_timeline);
+            eprintln!("     evidence: {}", trial.evidence.join("; "));
         }
         trials.push(trial);
     }
