@@ -49,6 +49,9 @@ struct EventLoop {
     pq_check: Option<super::pq_beacons::PqBeaconCheck>,
     /// How late the liveness checks ran lately (this node's own stalls).
     stalls: StallMeter,
+    /// Peers whose link was closed for silence and whose connections have not
+    /// all closed yet (over a dead path the muxer's goodbye can take seconds).
+    closing: HashSet<PeerId>,
 }
 
 /// Inbound frame streams read at once per neighbour. Each side keeps one
@@ -127,6 +130,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         seq: unix_ms(),
         pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
         stalls: StallMeter::new(liveness_every),
+        closing: HashSet::new(),
     };
     event_loop.start()?;
 
@@ -222,6 +226,13 @@ impl EventLoop {
 
     /// Dials `peer` and answers `reply` once the outcome is known.
     fn dial_awaited(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<(), MeshError>>) {
+        if self.closing.contains(&peer) {
+            let _ = reply.send(Err(MeshError::Dial(
+                "the link was closed for silence and its connection is still closing; it is dialled again once closed"
+                    .into(),
+            )));
+            return;
+        }
         if self.swarm.is_connected(&peer) {
             let _ = reply.send(Ok(()));
             return;
@@ -325,6 +336,7 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                num_established,
                 endpoint,
                 connection_id,
                 ..
@@ -334,9 +346,13 @@ impl EventLoop {
                 }
                 self.connections
                     .insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
-                // Also when an older connection is still closing: a link closed
-                // for silence left the data plane before its connection ended.
-                if !self.shared.neighbours.contains(&peer_id) {
+                if self.closing.contains(&peer_id) {
+                    // The peer dialled us again while our old connection still
+                    // closes. Gossipsub sends its subscriptions on a peer's
+                    // first connection only, and the peer's side already counts
+                    // this one as first: close it too and start clean.
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                } else if num_established.get() == 1 {
                     self.link_up(peer_id);
                 }
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
@@ -403,7 +419,22 @@ impl EventLoop {
         self.notify_links();
     }
 
+    /// The last connection to `peer` closed: the link is gone (if a silence
+    /// close had not already taken it out) and is dialled again.
     fn link_down(&mut self, peer: PeerId) {
+        if !self.closing.remove(&peer) {
+            self.link_gone(peer);
+        }
+        if self.bootstrap_peers.contains(&peer) || self.shared.config.dial_discovered {
+            if let Some(addrs) = self.known_addrs(&peer) {
+                self.dial_peer(peer, addrs);
+            }
+        }
+    }
+
+    /// Takes the link to `peer` out of the data plane and the routes, and
+    /// tells the mesh.
+    fn link_gone(&mut self, peer: PeerId) {
         self.shared.neighbours.remove(&peer);
         self.links.remove(&peer);
         m::link_loss(&peer, 0.0);
@@ -412,11 +443,6 @@ impl EventLoop {
         self.notify_links();
         // Tell the mesh at once instead of waiting for the next beacon round.
         self.publish_beacon();
-        if self.bootstrap_peers.contains(&peer) || self.shared.config.dial_discovered {
-            if let Some(addrs) = self.known_addrs(&peer) {
-                self.dial_peer(peer, addrs);
-            }
-        }
     }
 
     fn known_addrs(&self, peer: &PeerId) -> Option<Vec<Multiaddr>> {
@@ -505,9 +531,11 @@ impl EventLoop {
             tracing::info!(%peer, ?timeout, "neighbour silent, closing link");
             m::link_closed_silent(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
-            // Closing waits for the muxer's goodbye, which a dead path may hold
-            // up for seconds; frames and routes leave the link now.
-            self.link_down(peer);
+            // Closing waits for the muxer's goodbye, which a dead path can hold
+            // up for seconds: frames and routes leave the link now, and it is
+            // dialled again once every connection to the peer has closed.
+            self.closing.insert(peer);
+            self.link_gone(peer);
         }
         // Keeps the stalled shares the beats send back current.
         self.shared.neighbours.stalled_shares(self.late_after());

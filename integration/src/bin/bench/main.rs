@@ -12,8 +12,10 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- all [--quick] [--write docs/BENCHMARKS.md]
 //! ```
 
+mod all;
 mod api;
 mod heal;
 mod memory;
@@ -36,9 +38,13 @@ fn main() {
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some("stability") => stability::run(quick),
         Some("api") => api::run(quick),
+        Some("all") => {
+            let write = args.iter().skip_while(|a| *a != "--write").nth(1);
+            all::run(quick, write.map(String::as_str));
+        }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api, all"
             );
             std::process::exit(2);
         }
