@@ -10,11 +10,14 @@
 //! much later than the path allows the beat came.
 //!
 //! Neighbours talk over reliable transports (TCP, QUIC): a lost packet is not
-//! missing but retransmitted, and everything behind it waits for it. So the
-//! reader counts the stream as *stalled* for the part of each beat's lateness
-//! beyond `late_after` (scheduling noise stays below it, a TCP retransmission
-//! takes 200 ms or more), and for any silence longer than the cadence plus
-//! `late_after` (the next beat is overdue: it is held up right now). The
+//! missing but retransmitted, and everything behind it waits for it: nothing
+//! arrives until the retransmission does. So the reader counts the stream as
+//! *stalled* for the part of each beat's lateness beyond `late_after`
+//! (scheduling noise stays below it, a TCP retransmission takes 200 ms or more)
+//! during which nothing else arrived either (a beat late behind a long queue of
+//! frames on a busy link is queueing, not loss), and for any silence longer
+//! than the cadence plus `late_after` (the next beat is overdue: it is held up
+//! right now). The
 //! stalled share of the last [`STALL_WINDOW`] is the link's loss as the data
 //! path feels it: a link that loses two packets in five stands still most of
 //! the time and shows it within a few hundred milliseconds, where pings once a
@@ -82,15 +85,21 @@ pub struct BeatMeter {
     last_raw: Option<u32>,
     /// `arrival − sent` of the last [`BASELINE`] beats, unwrapped.
     delays: VecDeque<i64>,
-    /// Arrival (this node's clock, ms) and lateness (ms) of recent beats.
+    /// Arrival (this node's clock, ms) of recent beats, and how long each was
+    /// held up: its lateness, at most the quiet time before it (ms).
     recent: VecDeque<(u64, u64)>,
     /// The neighbour's cadence, as its last beat stated.
     cadence_ms: u64,
 }
 
 impl BeatMeter {
-    /// Records `beat`, which arrived at `arrived_ms` (this node's clock).
-    pub fn record(&mut self, beat: &Beat, arrived_ms: u64) {
+    /// Records `beat`, which arrived at `arrived_ms` (this node's clock) after
+    /// `quiet_ms` in which nothing at all (no frame, no beat) came from the
+    /// neighbour. A beat counts as held up for at most that quiet time: behind
+    /// a retransmission nothing arrives, while behind a long queue of frames
+    /// (a busy link, not a lossy one) frames keep arriving and the beat's
+    /// lateness is queueing.
+    pub fn record(&mut self, beat: &Beat, arrived_ms: u64, quiet_ms: u64) {
         let raw = (arrived_ms as u32).wrapping_sub(beat.sent_ms);
         let delay = match (self.last_raw, self.delays.back()) {
             (Some(last), Some(&previous)) => previous + i64::from(raw.wrapping_sub(last) as i32),
@@ -105,7 +114,8 @@ impl BeatMeter {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back((arrived_ms, (delay - base) as u64));
+        self.recent
+            .push_back((arrived_ms, ((delay - base) as u64).min(quiet_ms)));
         self.cadence_ms = u64::from(beat.cadence_ms);
     }
 
@@ -165,7 +175,7 @@ mod tests {
         // The writer's clock is far ahead of ours and wraps on the way.
         let offset = u64::from(u32::MAX - 500);
         for i in 0..30u64 {
-            meter.record(&beat(i * 20 + offset), 10_000 + i * 20 + i % 3);
+            meter.record(&beat(i * 20 + offset), 10_000 + i * 20 + i % 3, 20);
         }
         assert_eq!(meter.stalled_share(10_000 + 29 * 20, LATE), 0);
         // Silence up to the cadence plus the bound is no stall either.
@@ -176,29 +186,44 @@ mod tests {
     fn a_lone_retransmission_stalls_a_little_and_heavy_loss_a_lot() {
         let mut meter = BeatMeter::default();
         for i in 0..50u64 {
-            meter.record(&beat(i * 20), 10_000 + i * 20);
+            meter.record(&beat(i * 20), 10_000 + i * 20, 20);
         }
         // One lost packet: it and the beats behind it arrive together when it
         // is retransmitted 200 ms later.
         let now = 10_000 + 50 * 20 + 200;
-        for i in 50..60u64 {
-            meter.record(&beat(i * 20), now);
+        meter.record(&beat(50 * 20), now, 200);
+        for i in 51..60u64 {
+            meter.record(&beat(i * 20), now, 0);
         }
         assert_eq!(meter.stalled_share(now, LATE), 20, "100 of the last 500 ms");
         // Then retransmissions one after the other hold the stream up.
         let mut at = now;
         for (i, wait) in (60..).zip([400u64, 250, 600]) {
             at += wait;
-            meter.record(&beat(i * 20), at);
+            meter.record(&beat(i * 20), at, wait);
         }
         assert!(meter.stalled_share(at, LATE) >= 60, "{}", meter.stalled_share(at, LATE));
+    }
+
+    #[test]
+    fn beats_late_behind_a_queue_of_frames_are_no_stall() {
+        let mut meter = BeatMeter::default();
+        for i in 0..20u64 {
+            meter.record(&beat(i * 20), 10_000 + i * 20, 20);
+        }
+        // A busy link: each beat waits 300 ms behind queued frames, but frames
+        // arrive all the time (a few milliseconds apart).
+        for i in 20..45u64 {
+            meter.record(&beat(i * 20), 10_000 + i * 20 + 300, 3);
+        }
+        assert_eq!(meter.stalled_share(10_000 + 44 * 20 + 300, LATE), 0);
     }
 
     #[test]
     fn an_overdue_beat_counts_as_a_stall_while_it_lasts() {
         let mut meter = BeatMeter::default();
         for i in 0..10u64 {
-            meter.record(&beat(i * 250), i * 250);
+            meter.record(&beat(i * 250), i * 250, 250);
         }
         let last = 9 * 250;
         // The next beat is due 250 ms after the last, and late 100 ms after that.
@@ -215,11 +240,11 @@ mod tests {
     #[test]
     fn a_stall_leaves_the_window() {
         let mut meter = BeatMeter::default();
-        meter.record(&beat(0), 0);
-        meter.record(&beat(20), 520);
+        meter.record(&beat(0), 0, 0);
+        meter.record(&beat(20), 520, 520);
         assert_eq!(meter.stalled_share(520, LATE), 80, "400 of the last 500 ms");
         for i in 1..=10u64 {
-            meter.record(&beat(520 + i * 150), 520 + i * 150);
+            meter.record(&beat(520 + i * 150), 520 + i * 150, 150);
         }
         assert_eq!(meter.stalled_share(520 + 1_500, LATE), 0);
     }

@@ -51,8 +51,13 @@ impl Default for Liveness {
 impl Liveness {
     /// Records a beat from the neighbour.
     pub fn beat(&self, beat: &Beat) {
+        let now = now_ms();
+        let quiet = match self.last.load(Ordering::Relaxed) {
+            0 => 0,
+            last => now.saturating_sub(last),
+        };
         self.heard();
-        self.beats.lock().record(beat, now_ms());
+        self.beats.lock().record(beat, now, quiet);
         self.stalled_out
             .store(beat.reverse_stalled.unwrap_or(UNKNOWN_SHARE), Ordering::Relaxed);
     }

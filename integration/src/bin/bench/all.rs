@@ -21,6 +21,8 @@ const SCENARIOS: [&str; 8] = ["mesh", "pqc", "api", "memory", "xdp", "heal", "st
 /// Runs every scenario and prints (or, with `write`, writes) the tables.
 pub fn run(quick: bool, write: Option<&str>) {
     let me = std::env::current_exe().expect("current_exe");
+    // Taken before the runs: what was measured is the tree as it was then.
+    let heading = heading(quick);
     let mut sections = Vec::new();
     let mut failed = Vec::new();
     for scenario in SCENARIOS {
@@ -52,7 +54,7 @@ pub fn run(quick: bool, write: Option<&str>) {
             if quick { " --quick" } else { "" }
         ));
     }
-    let report = format!("{}\n\n{}", heading(quick), sections.join("\n"));
+    let report = format!("{heading}\n\n{}", sections.join("\n"));
     match write {
         Some(path) => match replace_between(path, &report) {
             Ok(()) => eprintln!("tables written to {path}"),
