@@ -51,12 +51,7 @@ impl Default for Liveness {
 impl Liveness {
     /// Records a beat from the neighbour.
     pub fn beat(&self, beat: &Beat) {
-        let now = now_ms();
-        let quiet = match self.last.load(Ordering::Relaxed) {
-            0 => 0,
-            last => now.saturating_sub(last),
-        };
-        self.heard();
+        let (now, quiet) = self.stamp();
         self.beats.lock().record(beat, now, quiet);
         self.stalled_out
             .store(beat.reverse_stalled.unwrap_or(UNKNOWN_SHARE), Ordering::Relaxed);
@@ -83,12 +78,20 @@ impl Liveness {
 
     /// Records that the neighbour was heard from now.
     pub fn heard(&self) {
+        self.stamp();
+    }
+
+    /// Records that the neighbour was heard from now; returns now and how long
+    /// it had been quiet before (0 the first time).
+    fn stamp(&self) -> (u64, u64) {
         let now = now_ms();
         let previous = self.last.swap(now, Ordering::Relaxed);
-        if previous != 0 {
-            self.longest_gap
-                .fetch_max(now.saturating_sub(previous), Ordering::Relaxed);
+        if previous == 0 {
+            return (now, 0);
         }
+        let quiet = now.saturating_sub(previous);
+        self.longest_gap.fetch_max(quiet, Ordering::Relaxed);
+        (now, quiet)
     }
 
     fn silent_for(&self) -> Duration {
