@@ -149,6 +149,7 @@ impl Analyzer {
         };
         self.unanswered = 0;
         let now = obs.at;
+        self.forget_departed(obs, config);
         for link in links {
             let known = obs.known.get(&link.peer).cloned().unwrap_or_default();
             let entry = self.neighbours.entry(link.peer).or_insert_with(|| Neighbour {
@@ -262,6 +263,16 @@ impl Analyzer {
         symptoms
     }
 
+    /// Forgets neighbours that left: disconnected for longer than the flap
+    /// window and no longer announced by any node, so a peer that went away
+    /// is not reported silent (and redialled) for ever.
+    fn forget_departed(&mut self, obs: &Observation, config: &HealerConfig) {
+        let window = Duration::from_secs(config.flap_window_secs);
+        self.neighbours.retain(|peer, n| {
+            n.connected || obs.known.contains_key(peer) || obs.at.duration_since(n.last_connected) <= window
+        });
+    }
+
     fn restart_findings(&mut self, obs: &Observation, symptoms: &mut Vec<Symptom>) {
         let before = self.restarts.replace(obs.restarts).unwrap_or(obs.restarts);
         if obs.restarts > before {
@@ -372,6 +383,7 @@ mod tests {
             rtt_ms,
             loss,
             remote_addrs: vec!["/ip4/10.77.0.2/tcp/51234".parse().expect("multiaddr")],
+            gossip_score: None,
         }
     }
 
@@ -443,6 +455,29 @@ mod tests {
         let addrs = analyzer.addrs_of(&peer);
         assert_eq!(addrs.announced.len(), 1, "announced addresses kept for the redial");
         assert_eq!(addrs.connected.len(), 1, "connection addresses kept for a quarantine");
+    }
+
+    #[test]
+    fn a_neighbour_that_left_and_is_no_longer_announced_is_forgotten_after_the_flap_window() {
+        let (mut analyzer, config, peer, t) = (
+            Analyzer::default(),
+            HealerConfig::default(),
+            PeerId::random(),
+            Instant::now(),
+        );
+        analyzer.analyze(&observation(t, vec![link(peer, 1.0, 0.0)]), &config);
+        let window = Duration::from_secs(config.flap_window_secs);
+        let within = observation(t + window, vec![]);
+        assert!(kinds(&analyzer.analyze(&within, &config)).contains(&SymptomKind::PeerSilent));
+        let mut announced = observation(t + window + Duration::from_secs(1), vec![]);
+        announced.known.insert(peer, Vec::new());
+        assert!(
+            kinds(&analyzer.analyze(&announced, &config)).contains(&SymptomKind::PeerSilent),
+            "still announced by the mesh: still missed"
+        );
+        let gone = observation(t + window + Duration::from_secs(2), vec![]);
+        assert!(analyzer.analyze(&gone, &config).is_empty(), "departed and forgotten");
+        assert!(analyzer.addrs_of(&peer).connected.is_empty());
     }
 
     #[test]

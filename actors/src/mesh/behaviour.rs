@@ -11,7 +11,7 @@ use libp2p::{allow_block_list, connection_limits, gossipsub, identify, identity:
 use super::config::MeshConfig;
 
 /// Kademlia protocol name, distinct from the public IPFS DHT.
-const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/kad/1.0.0");
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/x0tta6bl4/kad/1.0.0");
 
 /// Everything the mesh speaks with its peers.
 #[derive(NetworkBehaviour)]
@@ -55,9 +55,15 @@ impl MeshBehaviour {
             .mesh_outbound_min(GOSSIP_MESH.1 - 1)
             .heartbeat_interval(Duration::from_millis(500))
             .validation_mode(gossipsub::ValidationMode::Strict)
+            // Nothing is forwarded before the node has checked it (see
+            // `mesh::scoring`): junk stops at the first hop.
+            .validate_messages()
             .max_transmit_size(super::beacon::MAX_BEACON_BYTES * 2)
             .build()?;
-        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+        let mut gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)?;
+        let beacons = gossipsub::IdentTopic::new(super::beacon::BEACON_TOPIC).hash();
+        gossipsub.with_peer_score(super::scoring::params(beacons), super::scoring::thresholds())?;
         let identify = identify::Behaviour::new(identify::Config::new("/x0tta6bl4/id/1.0.0".into(), key.public()));
         let ping = ping::Behaviour::new(
             ping::Config::new()
@@ -73,7 +79,12 @@ impl MeshBehaviour {
             kad.set_mode(Some(kad::Mode::Server));
             kad
         });
-        let max_total = u32::try_from(config.max_peers.saturating_mul(2).saturating_add(8)).unwrap_or(u32::MAX);
+        let max_total = config
+            .max_peers
+            .saturating_mul(2)
+            .saturating_add(config.max_light_peers)
+            .saturating_add(8);
+        let max_total = u32::try_from(max_total).unwrap_or(u32::MAX);
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established_per_peer(Some(2))

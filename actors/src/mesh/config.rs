@@ -17,6 +17,10 @@ pub struct MeshConfig {
     pub dial_discovered: bool,
     /// Upper bound of connected peers; discovery stops dialling at this count.
     pub max_peers: usize,
+    /// Light peers (connected without speaking the frame protocol: observers,
+    /// probes, other libp2p clients; see `mesh::roles`) kept at once; more are
+    /// disconnected.
+    pub max_light_peers: usize,
     /// Milliseconds between two beacons.
     pub beacon_interval_ms: u64,
     /// Milliseconds between two pings on each connection (RTT and loss per link).
@@ -71,6 +75,7 @@ impl Default for MeshConfig {
             dial_discovered: true,
             // Enough for a dense neighbourhood while keeping per-peer state small.
             max_peers: 32,
+            max_light_peers: 64,
             // One beacon a second: topology changes spread within a second or two.
             beacon_interval_ms: 1_000,
             ping_interval_ms: 1_000,

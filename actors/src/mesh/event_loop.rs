@@ -23,9 +23,10 @@ use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::link_stats::LinkStats;
 use super::neighbours::SilenceTimeout;
+use super::roles::{LightPeers, Role};
 use super::stalls::StallMeter;
 use super::streams::{read_frames, write_frames, FRAME_PROTOCOL};
-use super::{metrics as m, Command, LinkQuality, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
+use super::{metrics as m, Command, LightPeer, LinkQuality, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
 
 /// Minimum pause between a redial of the same peer.
 const REDIAL_BACKOFF: Duration = Duration::from_secs(2);
@@ -52,6 +53,8 @@ struct EventLoop {
     /// Peers whose link was closed for silence and whose connections have not
     /// all closed yet (over a dead path the muxer's goodbye can take seconds).
     closing: HashSet<PeerId>,
+    /// Connected peers that do not speak the frame protocol (see [`super::roles`]).
+    light: LightPeers,
 }
 
 /// Inbound frame streams read at once per neighbour. Each side keeps one
@@ -131,6 +134,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
         stalls: StallMeter::new(liveness_every),
         closing: HashSet::new(),
+        light: LightPeers::new(config.max_light_peers),
     };
     event_loop.start()?;
 
@@ -152,6 +156,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 None => return Ok(()),
             },
             Some((peer, stream)) = incoming.next() => {
+                event_loop.promote(peer);
                 let heard = shared.neighbours.liveness(&peer);
                 let reader = read_frames(peer, stream, shared.frames.clone(), heard, config.max_frame_bytes);
                 inbound.add(peer, tokio::spawn(reader).abort_handle());
@@ -311,21 +316,38 @@ impl EventLoop {
                 peer: *peer,
                 rtt_ms: stats.rtt_ms(),
                 loss: losses.get(peer).copied().unwrap_or(0.0),
-                remote_addrs: self
-                    .connections
-                    .values()
-                    .filter(|(owner, _)| owner == peer)
-                    .map(|(_, addr)| addr.clone())
-                    .collect(),
+                remote_addrs: self.remote_addrs(peer),
+                gossip_score: self.swarm.behaviour().gossipsub.peer_score(peer),
             })
             .collect();
         peers.sort_by_key(|p| p.peer);
+        let mut light: Vec<LightPeer> = self
+            .light
+            .iter()
+            .map(|(peer, since)| LightPeer {
+                peer,
+                remote_addrs: self.remote_addrs(&peer),
+                gossip_score: self.swarm.behaviour().gossipsub.peer_score(&peer),
+                connected_ms: since.as_millis() as u64,
+            })
+            .collect();
+        light.sort_by_key(|p| p.peer);
         MeshStatus {
             peer_id: self.shared.local_peer_id,
             listen_addrs: self.swarm.listeners().cloned().collect(),
             peers,
+            light,
             avoided: self.shared.avoided.lock().iter().copied().collect(),
         }
+    }
+
+    /// The remote addresses of the open connections to `peer`.
+    fn remote_addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.connections
+            .values()
+            .filter(|(owner, _)| owner == peer)
+            .map(|(_, addr)| addr.clone())
+            .collect()
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
@@ -336,7 +358,6 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
-                num_established,
                 endpoint,
                 connection_id,
                 ..
@@ -352,9 +373,9 @@ impl EventLoop {
                     // first connection only, and the peer's side already counts
                     // this one as first: close it too and start clean.
                     let _ = self.swarm.disconnect_peer_id(peer_id);
-                } else if num_established.get() == 1 {
-                    self.link_up(peer_id);
                 }
+                // The link comes up once the peer shows it speaks the frame
+                // protocol (identify, a frame stream or a beacon): see `promote`.
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
             }
             SwarmEvent::ConnectionClosed {
@@ -366,8 +387,13 @@ impl EventLoop {
             } => {
                 self.connections.remove(&connection_id);
                 if num_established == 0 {
-                    tracing::info!(peer = %peer_id, cause = ?cause, "link down");
-                    self.link_down(peer_id);
+                    if self.light.remove(&peer_id) {
+                        tracing::debug!(peer = %peer_id, "light peer left");
+                        m::light_peers(self.light.len());
+                    } else if self.shared.neighbours.contains(&peer_id) || self.closing.contains(&peer_id) {
+                        tracing::info!(peer = %peer_id, cause = ?cause, "link down");
+                        self.link_down(peer_id);
+                    }
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -380,9 +406,27 @@ impl EventLoop {
                 }
                 m::dial_failed();
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                // A peer that cannot be reached leaves Kademlia's table (it is
+                // added again from its identify if it comes back), so peer
+                // queries stop dialling it. Beacons and bootstrap still can.
+                if let Some(peer) = peer_id.filter(|p| !self.swarm.is_connected(p)) {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.remove_peer(&peer);
+                    }
+                }
             }
-            SwarmEvent::Behaviour(MeshBehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
-                self.on_beacon(&message);
+            SwarmEvent::Behaviour(MeshBehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                message_id,
+                propagation_source,
+            })) => {
+                let verdict = self.on_beacon(&message);
+                m::gossip_verdict(verdict_label(&verdict));
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    verdict,
+                );
             }
             SwarmEvent::Behaviour(MeshBehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
                 // Only live links: a ping failing on a connection that just closed
@@ -397,13 +441,52 @@ impl EventLoop {
             SwarmEvent::Behaviour(MeshBehaviourEvent::Identify(identify::Event::Received {
                 peer_id, info, ..
             })) => {
-                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    for addr in info.listen_addrs {
-                        kad.add_address(&peer_id, addr);
+                // Only peers that serve our Kademlia go into its table: a light
+                // peer's addresses there would be dialled long after it left.
+                if info.protocols.contains(&super::behaviour::KAD_PROTOCOL) {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        for addr in &info.listen_addrs {
+                            kad.add_address(&peer_id, addr.clone());
+                        }
                     }
+                }
+                match Role::from_protocols(&info.protocols) {
+                    Role::Neighbour => self.promote(peer_id),
+                    Role::Light => self.admit_light(peer_id),
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Makes connected `peer` a routing neighbour, if it is not one already
+    /// (and not closing).
+    fn promote(&mut self, peer: PeerId) {
+        if self.shared.neighbours.contains(&peer) || self.closing.contains(&peer) || !self.swarm.is_connected(&peer) {
+            return;
+        }
+        if self.light.remove(&peer) {
+            m::light_peers(self.light.len());
+        }
+        self.link_up(peer);
+    }
+
+    /// Keeps connected `peer`, which does not speak the frame protocol, as a
+    /// light peer, or disconnects it when `mesh.max_light_peers` are connected.
+    fn admit_light(&mut self, peer: PeerId) {
+        if self.shared.neighbours.contains(&peer) {
+            return;
+        }
+        match self.light.admit(peer) {
+            Ok(()) => {
+                tracing::debug!(%peer, "light peer");
+                m::light_peers(self.light.len());
+            }
+            Err(full) => {
+                tracing::info!(%peer, %full, "light peer refused");
+                m::light_refused();
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 
@@ -466,7 +549,9 @@ impl EventLoop {
             .map(|(_, addrs)| addrs)
     }
 
-    fn on_beacon(&mut self, message: &gossipsub::Message) {
+    /// Checks a beacon and hands a valid one on; the verdict goes back to
+    /// gossipsub, which forwards only accepted messages.
+    fn on_beacon(&mut self, message: &gossipsub::Message) -> gossipsub::MessageAcceptance {
         let checked = Beacon::validate(&message.data, message.source).and_then(|beacon| match &mut self.pq_check {
             Some(check) => check.check(&beacon).map(|()| beacon),
             None => Ok(beacon),
@@ -476,12 +561,14 @@ impl EventLoop {
             Err(error) => {
                 m::beacon_rejected(error.label());
                 tracing::warn!(source = ?message.source, %error, "beacon rejected");
-                return;
+                return gossipsub::MessageAcceptance::Reject;
             }
         };
         if beacon.peer == self.shared.local_peer_id {
-            return;
+            return gossipsub::MessageAcceptance::Ignore;
         }
+        // A connected peer that announces itself is a node of the mesh.
+        self.promote(beacon.peer);
         m::beacon_received();
         let config = &self.shared.config;
         if let Err(error) = self
@@ -498,6 +585,7 @@ impl EventLoop {
             self.dial_peer(beacon.peer, beacon.addrs.clone());
         }
         self.notify(MeshEvent::Beacon(beacon));
+        gossipsub::MessageAcceptance::Accept
     }
 
     /// Dials bootstrap peers that are not connected: a partition that heals, or a
@@ -634,6 +722,15 @@ impl EventLoop {
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
             Err(error) => tracing::debug!(%error, "beacon not published"),
         }
+    }
+}
+
+/// The metric label of a gossip verdict.
+fn verdict_label(verdict: &gossipsub::MessageAcceptance) -> &'static str {
+    match verdict {
+        gossipsub::MessageAcceptance::Accept => "accept",
+        gossipsub::MessageAcceptance::Reject => "reject",
+        gossipsub::MessageAcceptance::Ignore => "ignore",
     }
 }
 

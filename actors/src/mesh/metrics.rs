@@ -8,6 +8,9 @@ const DIALS_FAILED: &str = "x0tta_mesh_dials_failed_total";
 const EVENTS_DROPPED: &str = "x0tta_mesh_events_dropped_total";
 const LINK_LOSS: &str = "x0tta_link_loss_ratio";
 const LINKS_SILENT: &str = "x0tta_links_closed_silent_total";
+const LIGHT_PEERS: &str = "x0tta_light_peers";
+const LIGHT_REFUSED: &str = "x0tta_light_peers_refused_total";
+const GOSSIP_VERDICTS: &str = "x0tta_gossip_messages_total";
 
 /// Registers help texts of every mesh metric.
 pub fn describe() {
@@ -28,7 +31,29 @@ pub fn describe() {
         LINKS_SILENT,
         "Links closed because their neighbour stayed silent past mesh.link_timeout_ms, by neighbour"
     );
+    metrics::describe_gauge!(LIGHT_PEERS, "Connected light peers (no frame protocol)");
+    metrics::describe_counter!(
+        LIGHT_REFUSED,
+        "Light peers disconnected because mesh.max_light_peers were connected"
+    );
+    metrics::describe_counter!(
+        GOSSIP_VERDICTS,
+        "Gossip messages by the verdict reported to gossipsub (accept: forwarded; reject: dropped, sender penalised; ignore: dropped)"
+    );
     metrics::gauge!(PEERS_CONNECTED).set(0.0);
+    metrics::gauge!(LIGHT_PEERS).set(0.0);
+}
+
+pub(super) fn light_peers(count: usize) {
+    metrics::gauge!(LIGHT_PEERS).set(count as f64);
+}
+
+pub(super) fn light_refused() {
+    metrics::counter!(LIGHT_REFUSED).increment(1);
+}
+
+pub(super) fn gossip_verdict(verdict: &'static str) {
+    metrics::counter!(GOSSIP_VERDICTS, "verdict" => verdict).increment(1);
 }
 
 pub(super) fn link_closed_silent(peer: &libp2p::PeerId) {

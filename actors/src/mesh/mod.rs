@@ -19,6 +19,8 @@ pub mod link_stats;
 mod metrics;
 pub mod neighbours;
 pub mod pq_beacons;
+pub mod roles;
+pub mod scoring;
 mod stalls;
 pub mod streams;
 
@@ -109,6 +111,22 @@ pub struct PeerLink {
     /// Remote addresses of its open connections, as this node sees them (what
     /// the peer really uses, unlike the addresses its beacons announce).
     pub remote_addrs: Vec<Multiaddr>,
+    /// Its gossipsub score here (see [`scoring`]), once scored.
+    pub gossip_score: Option<f64>,
+}
+
+/// A connected light peer (see [`roles`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LightPeer {
+    /// The peer.
+    #[serde(serialize_with = "crate::router::serialize_display")]
+    pub peer: PeerId,
+    /// Remote addresses of its open connections.
+    pub remote_addrs: Vec<Multiaddr>,
+    /// Its gossipsub score here; below −80 it is graylisted (see [`scoring`]).
+    pub gossip_score: Option<f64>,
+    /// Milliseconds since it was classified as a light peer.
+    pub connected_ms: u64,
 }
 
 /// Snapshot of the mesh for the API.
@@ -119,8 +137,10 @@ pub struct MeshStatus {
     pub peer_id: PeerId,
     /// Addresses the swarm listens on.
     pub listen_addrs: Vec<Multiaddr>,
-    /// Live links.
+    /// Live links: the routing neighbours.
     pub peers: Vec<PeerLink>,
+    /// Connected light peers.
+    pub light: Vec<LightPeer>,
     /// Neighbours whose links this node's healer routes around (connected
     /// or not).
     #[serde(serialize_with = "crate::router::serialize_display_all")]

@@ -38,6 +38,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "ready": state.mesh.is_ready(),
         "uptime_s": state.started.elapsed().as_secs(),
         "peers_connected": mesh.peers.len(),
+        "light_peers": mesh.light.len(),
         "routes": state.forwarder.table().len(),
         "messages": {
             "sent": counters.sent.load(Ordering::Relaxed),
@@ -59,6 +60,11 @@ struct PeerView {
     name: String,
     addrs: Vec<String>,
     connected: bool,
+    /// `neighbour` (a link of the mesh), `light` (connected for gossip only)
+    /// or `remote` (known from beacons, not connected).
+    role: &'static str,
+    /// Its gossipsub score here, when connected and scored.
+    gossip_score: Option<f64>,
     rtt_ms: Option<f64>,
     loss: Option<f64>,
     /// This node's healer routes around the link to the peer.
@@ -84,6 +90,8 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 name: node.name.clone(),
                 addrs: node.addrs.clone(),
                 connected: link.is_some(),
+                role: if link.is_some() { "neighbour" } else { "remote" },
+                gossip_score: link.and_then(|l| l.gossip_score),
                 rtt_ms: link.map(|l| l.rtt_ms),
                 loss: link.map(|l| l.loss),
                 avoided_by_us: mesh.avoided.iter().any(|p| p.to_string() == node.peer_id),
@@ -102,6 +110,8 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 name: String::new(),
                 addrs: Vec::new(),
                 connected: true,
+                role: "neighbour",
+                gossip_score: link.gossip_score,
                 rtt_ms: Some(link.rtt_ms),
                 loss: Some(link.loss),
                 avoided_by_us: mesh.avoided.contains(&link.peer),
@@ -112,6 +122,21 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             });
         }
     }
+    views.extend(mesh.light.iter().map(|light| PeerView {
+        peer_id: light.peer.to_string(),
+        name: String::new(),
+        addrs: light.remote_addrs.iter().map(ToString::to_string).collect(),
+        connected: true,
+        role: "light",
+        gossip_score: light.gossip_score,
+        rtt_ms: None,
+        loss: None,
+        avoided_by_us: false,
+        avoided_by_peer: false,
+        beacon_age_ms: None,
+        next_hop: None,
+        hops: None,
+    }));
     Ok(HttpResponse::Ok().json(serde_json::json!({ "peers": views })))
 }
 

@@ -59,6 +59,7 @@ impl NodeConfig {
         ];
         let capacities = [
             ("mesh.max_peers", mesh.max_peers),
+            ("mesh.max_light_peers", mesh.max_light_peers),
             ("mesh.frame_queue", mesh.frame_queue),
             ("mesh.peer_book_limit", mesh.peer_book_limit),
             ("router.inbox_capacity", router.inbox_capacity),
