@@ -136,6 +136,56 @@ fn demo_of_five_discovers_within_ten_seconds_and_stops_cleanly() {
 }
 
 #[test]
+fn watch_shows_the_topology_of_a_five_node_demo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = Demo::start(5, dir.path());
+    let output = demo.until("x0tta6bl4 watch --bootstrap", Duration::from_secs(60));
+    let bootstrap = output
+        .last()
+        .and_then(|l| l.split_whitespace().last())
+        .expect("the watch hint names an address")
+        .to_owned();
+    let watch = Command::new(node_binary())
+        .args(["watch", "--bootstrap", &bootstrap, "--for", "6", "--json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("watch runs");
+    assert!(watch.status.success(), "watch exits cleanly after --for: {watch:?}");
+    let stdout = String::from_utf8_lossy(&watch.stdout);
+    let last: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("a JSON topology line: {stdout}"));
+    let nodes = last["nodes"].as_object().expect("nodes");
+    let names: std::collections::BTreeSet<&str> = nodes.values().filter_map(|n| n["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        (0..5)
+            .map(|i| format!("node-{i}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+        "{last}"
+    );
+    for (peer, node) in nodes {
+        let links: Vec<&str> = node["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .filter_map(|l| l.as_str())
+            .collect();
+        assert_eq!(links.len(), 4, "{peer} links to the other four: {last}");
+        assert!(
+            links.iter().all(|l| nodes.contains_key(*l)),
+            "links name nodes of the mesh: {last}"
+        );
+    }
+    println!("watch saw: {last}");
+}
+
+#[test]
 fn killed_demo_leaves_no_orphans() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut demo = Demo::start(3, dir.path());

@@ -45,6 +45,12 @@ pub fn run(nodes: usize, http_base_port: u16, data_dir: &Path) -> anyhow::Result
         mesh.push(node);
     }
     wait_for_discovery(&mesh);
+    if let Some(first) = mesh.first() {
+        println!(
+            "watch it as a light peer: x0tta6bl4 watch --bootstrap {}",
+            first.bootstrap_addr
+        );
+    }
     println!("press Ctrl-C to stop the mesh");
     stop.wait();
     println!("stopping {} nodes", mesh.len());

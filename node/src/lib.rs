@@ -8,3 +8,4 @@ pub mod config;
 pub mod demo;
 pub mod launcher;
 pub mod node;
+pub mod watch;

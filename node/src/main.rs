@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use x0tta6bl4::{client, config, demo, node};
+use x0tta6bl4::{client, config, demo, node, watch};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -46,6 +46,18 @@ enum Command {
         /// Directory for the nodes' data (one sub-directory each).
         #[arg(long, default_value = "data/demo")]
         data_dir: PathBuf,
+    },
+    /// Join the mesh as a light peer and show its nodes and topology live.
+    Watch {
+        /// A node's address, `/ip4/…/tcp/…/p2p/<peer id>`.
+        #[arg(long)]
+        bootstrap: libp2p::Multiaddr,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long = "for")]
+        seconds: Option<u64>,
+        /// Print the topology as JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the node's status.
     Status(client::Target),
@@ -97,6 +109,11 @@ fn main() -> anyhow::Result<()> {
             http_base_port,
             data_dir,
         } => demo::run(nodes, http_base_port, &data_dir),
+        Command::Watch {
+            bootstrap,
+            seconds,
+            json,
+        } => watch::run(bootstrap, seconds.map(std::time::Duration::from_secs), json),
         Command::Status(target) => client::status(&target),
         Command::Peers(target) => client::peers(&target),
         Command::Routes(target) => client::routes(&target),
