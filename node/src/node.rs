@@ -53,6 +53,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .context("handshake buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    raise_open_file_limit(&config);
     // Networking gets its own runtime so a busy actor thread never delays frames.
     let network = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.network_threads)
@@ -205,4 +206,21 @@ fn announce(data_dir: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::
     writeln!(out, "dashboard: http://{bound}/")?;
     out.flush()?;
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one (often 1,024 soft against
+/// far more hard): every connection is a file descriptor, and a node is meant
+/// to hold its neighbours plus `mesh.max_light_peers` light peers. Says so when
+/// even the hard limit is lower.
+fn raise_open_file_limit(config: &NodeConfig) {
+    let wanted = (config.mesh.max_peers * 2 + config.mesh.max_light_peers + 256) as u64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            wanted,
+            "the open-file limit is below what the connection limits allow; raise it (ulimit -n, LimitNOFILE=)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
 }

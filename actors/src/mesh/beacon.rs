@@ -156,6 +156,32 @@ impl Beacon {
         self.pq_signature = Some(base64::engine::general_purpose::STANDARD.encode(signature));
     }
 
+    /// Encodes the beacon for gossipsub, within the limits receivers check:
+    /// at most [`MAX_LINKS`] links, and when the encoding (with a post-quantum
+    /// signature by `pq`, if given) exceeds [`MAX_BEACON_BYTES`], the weakest
+    /// links (most loss, then longest RTT) are left out until it fits. A node
+    /// with more neighbours than a beacon can list must not send beacons that
+    /// every receiver rejects (and scores against the relays). Returns the
+    /// bytes and how many links were left out.
+    pub fn encode_within_limits(mut self, pq: Option<&x0tta6bl4_pqc::PqIdentity>) -> (Vec<u8>, usize) {
+        let listed = self.links.len();
+        self.links
+            .sort_by(|a, b| a.loss.total_cmp(&b.loss).then(a.rtt_ms.total_cmp(&b.rtt_ms)));
+        self.links.truncate(MAX_LINKS);
+        loop {
+            if let Some(identity) = pq {
+                self.sign_pq(identity);
+            }
+            let bytes = self.encode();
+            if bytes.len() <= MAX_BEACON_BYTES || self.links.is_empty() {
+                return (bytes, listed - self.links.len());
+            }
+            // Each link is about 100 bytes: drop enough at once to converge fast.
+            let excess = (bytes.len() - MAX_BEACON_BYTES).div_ceil(80).max(1);
+            self.links.truncate(self.links.len().saturating_sub(excess));
+        }
+    }
+
     /// Encodes the beacon for gossipsub.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -288,6 +314,35 @@ mod tests {
             Beacon::validate(&b.encode(), Some(peer)).map(|_| ()),
             Err(BeaconError::InvalidField("pq_binding"))
         );
+    }
+
+    #[test]
+    fn a_beacon_with_more_links_than_fit_leaves_out_the_weakest_and_still_validates() {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let identity = x0tta6bl4_pqc::PqIdentity::new(key, &x0tta6bl4_pqc::PqSeeds::generate());
+        let mut b = beacon(peer);
+        b.pq_binding = Some(base64::engine::general_purpose::STANDARD.encode(identity.binding().encode()));
+        b.links = (0..120)
+            .map(|i| LinkReport {
+                peer_id: PeerId::random().to_string(),
+                rtt_ms: 1.0 + f64::from(i),
+                loss: if i % 2 == 0 { 0.0 } else { 0.5 },
+                avoided: false,
+            })
+            .collect();
+        let (bytes, left_out) = b.clone().encode_within_limits(Some(&identity));
+        assert!(bytes.len() <= MAX_BEACON_BYTES, "{} bytes", bytes.len());
+        assert!((1..120).contains(&left_out), "{left_out} left out");
+        let valid = Beacon::validate(&bytes, Some(peer)).expect("valid");
+        assert_eq!(valid.links.len(), 120 - left_out);
+        assert!(valid.pq_signed.is_some(), "signed after trimming");
+        let lossless = valid.links.iter().filter(|l| l.loss == 0.0).count();
+        assert_eq!(lossless, valid.links.len().min(60), "the 60 lossless links are kept first");
+        b.links.truncate(3);
+        let (small, none) = b.encode_within_limits(None);
+        assert_eq!(none, 0);
+        assert_eq!(Beacon::validate(&small, Some(peer)).expect("valid").links.len(), 3);
     }
 
     #[test]

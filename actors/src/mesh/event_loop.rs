@@ -561,7 +561,13 @@ impl EventLoop {
             Err(error) => {
                 m::beacon_rejected(error.label());
                 tracing::warn!(source = ?message.source, %error, "beacon rejected");
-                return gossipsub::MessageAcceptance::Reject;
+                return match error {
+                    // A classical beacon is honest where post-quantum beacons
+                    // are not required: not forwarded here, but no penalty for
+                    // the relay (a mesh in the middle of turning them on).
+                    super::beacon::BeaconError::PqUnsigned => gossipsub::MessageAcceptance::Ignore,
+                    _ => gossipsub::MessageAcceptance::Reject,
+                };
             }
         };
         if beacon.peer == self.shared.local_peer_id {
@@ -707,16 +713,11 @@ impl EventLoop {
             pq_binding: self.shared.pq_binding.clone(),
             pq_signature: None,
         };
-        let mut beacon = beacon;
-        if let Some(identity) = &self.shared.pq_beacons {
-            beacon.sign_pq(identity);
+        let (bytes, left_out) = beacon.encode_within_limits(self.shared.pq_beacons.as_deref());
+        if left_out > 0 {
+            tracing::warn!(left_out, "more links than a beacon can list: the weakest left out");
         }
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(self.topic.clone(), beacon.encode())
-        {
+        match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), bytes) {
             Ok(_) => m::beacon_published(),
             // Alone in the mesh: nobody to tell yet.
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}

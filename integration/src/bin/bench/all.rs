@@ -16,7 +16,17 @@ pub const BEGIN: &str = "<!-- bench all: generated tables begin -->";
 pub const END: &str = "<!-- bench all: generated tables end -->";
 
 /// The scenarios, in the order they run (the namespace-heavy ones last).
-const SCENARIOS: [&str; 8] = ["mesh", "pqc", "api", "memory", "xdp", "heal", "stability", "reroute"];
+const SCENARIOS: [&str; 9] = [
+    "mesh",
+    "pqc",
+    "api",
+    "conns",
+    "memory",
+    "xdp",
+    "heal",
+    "stability",
+    "reroute",
+];
 
 /// Runs every scenario and prints (or, with `write`, writes) the tables.
 pub fn run(quick: bool, write: Option<&str>) {

@@ -12,11 +12,13 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- all [--quick] [--write docs/BENCHMARKS.md]
 //! ```
 
 mod all;
 mod api;
+mod conns;
 mod heal;
 mod memory;
 mod mesh;
@@ -38,13 +40,14 @@ fn main() {
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some("stability") => stability::run(quick),
         Some("api") => api::run(quick),
+        Some("conns") => conns::run(quick),
         Some("all") => {
             let write = args.iter().skip_while(|a| *a != "--write").nth(1);
             all::run(quick, write.map(String::as_str));
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api, conns, all"
             );
             std::process::exit(2);
         }

@@ -17,7 +17,7 @@ use crate::peers::Daemons;
 
 /// The product's defaults where the test nodes differ (their faster beacons
 /// and pings, bigger inbox, debug hooks): the bench measures a node as users run it.
-const PRODUCT_DEFAULTS: [(&str, &str); 5] = [
+pub const PRODUCT_DEFAULTS: [(&str, &str); 5] = [
     ("X0TTA6BL4_MESH__BEACON_INTERVAL_MS", "1000"),
     ("X0TTA6BL4_MESH__PING_INTERVAL_MS", "1000"),
     ("X0TTA6BL4_ROUTER__BEACON_EXPIRY_MS", "5000"),
@@ -114,7 +114,7 @@ fn sample(pids: &[u32], timing: &Timing) -> Vec<Sample> {
 }
 
 /// User plus system CPU time of process `pid` (all threads), in seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; the fields after its ')' are fixed.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
