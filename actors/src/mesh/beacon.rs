@@ -338,7 +338,11 @@ mod tests {
         assert_eq!(valid.links.len(), 120 - left_out);
         assert!(valid.pq_signed.is_some(), "signed after trimming");
         let lossless = valid.links.iter().filter(|l| l.loss == 0.0).count();
-        assert_eq!(lossless, valid.links.len().min(60), "the 60 lossless links are kept first");
+        assert_eq!(
+            lossless,
+            valid.links.len().min(60),
+            "the 60 lossless links are kept first"
+        );
         b.links.truncate(3);
         let (small, none) = b.encode_within_limits(None);
         assert_eq!(none, 0);
