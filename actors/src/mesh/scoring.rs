@@ -68,6 +68,14 @@ pub fn params(beacons: TopicHash) -> PeerScoreParams {
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(Ipv6Addr::LOCALHOST),
         ]),
+        // Broken gossip promises and GRAFTs during a backoff. Over a lossy
+        // link a connection drops and comes back, and the peer's GRAFT on the
+        // new connection lands in the backoff of the old one: honest churn.
+        // The first six are free (as in Ethereum's consensus clients), each
+        // one after that costs the square of the excess.
+        behaviour_penalty_weight: -1.0,
+        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_decay: 0.9,
         ..PeerScoreParams::default()
     }
 }

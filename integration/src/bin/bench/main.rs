@@ -13,6 +13,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- all [--quick] [--write docs/BENCHMARKS.md]
 //! ```
 
@@ -20,6 +21,7 @@ mod all;
 mod api;
 mod conns;
 mod heal;
+mod instructions;
 mod memory;
 mod mesh;
 mod peers;
@@ -41,13 +43,14 @@ fn main() {
         Some("stability") => stability::run(quick),
         Some("api") => api::run(quick),
         Some("conns") => conns::run(quick),
+        Some("instructions") => instructions::run(quick),
         Some("all") => {
             let write = args.iter().skip_while(|a| *a != "--write").nth(1);
             all::run(quick, write.map(String::as_str));
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api, conns, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api, conns, instructions, all"
             );
             std::process::exit(2);
         }
