@@ -40,11 +40,17 @@ struct Sample {
 
 /// Opens the connections, measures, prints a table and a JSON line.
 pub fn run(quick: bool) {
-    let (target, window) = if quick {
+    let (default_target, window) = if quick {
         (300, Duration::from_secs(3))
     } else {
         (10_000, Duration::from_secs(10))
     };
+    // `--connections N` measures another count.
+    let target: usize = std::env::args()
+        .skip_while(|a| a != "--connections")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default_target);
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if limit < target as u64 + 100 => {
             eprintln!("open-file limit {limit} is below {target} connections; raise it (ulimit -n)");
