@@ -208,12 +208,16 @@ fn announce(data_dir: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::
     Ok(())
 }
 
+/// Files and sockets a node holds besides its connections: sled, logs, the
+/// HTTP server and its clients, netlink.
+const OTHER_FILES: usize = 256;
+
 /// Raises the soft open-file limit to the hard one (often 1,024 soft against
 /// far more hard): every connection is a file descriptor, and a node is meant
-/// to hold its neighbours plus `mesh.max_light_peers` light peers. Says so when
-/// even the hard limit is lower.
+/// to hold as many as its connection limits allow (plus its own files and
+/// sockets). Says so when even the hard limit is lower.
 fn raise_open_file_limit(config: &NodeConfig) {
-    let wanted = (config.mesh.max_peers * 2 + config.mesh.max_light_peers + 256) as u64;
+    let wanted = config.mesh.max_connections().saturating_add(OTHER_FILES) as u64;
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if limit < wanted => tracing::warn!(
             limit,

@@ -79,12 +79,7 @@ impl MeshBehaviour {
             kad.set_mode(Some(kad::Mode::Server));
             kad
         });
-        let max_total = config
-            .max_peers
-            .saturating_mul(2)
-            .saturating_add(config.max_light_peers)
-            .saturating_add(8);
-        let max_total = u32::try_from(max_total).unwrap_or(u32::MAX);
+        let max_total = u32::try_from(config.max_connections()).unwrap_or(u32::MAX);
         let limits = connection_limits::Behaviour::new(
             connection_limits::ConnectionLimits::default()
                 .with_max_established_per_peer(Some(2))

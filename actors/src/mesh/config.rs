@@ -51,6 +51,17 @@ pub struct MeshConfig {
     pub quic: bool,
 }
 
+impl MeshConfig {
+    /// Connections the swarm accepts at most: two per neighbour (both ends may
+    /// dial at once), every light peer, and a few in passing.
+    pub fn max_connections(&self) -> usize {
+        self.max_peers
+            .saturating_mul(2)
+            .saturating_add(self.max_light_peers)
+            .saturating_add(8)
+    }
+}
+
 /// Whether `addr` is a QUIC address (`…/udp/<port>/quic-v1`).
 pub fn is_quic(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| {

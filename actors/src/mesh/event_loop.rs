@@ -387,9 +387,8 @@ impl EventLoop {
             } => {
                 self.connections.remove(&connection_id);
                 if num_established == 0 {
-                    if self.light.remove(&peer_id) {
+                    if self.forget_light(&peer_id) {
                         tracing::debug!(peer = %peer_id, "light peer left");
-                        m::light_peers(self.light.len());
                     } else if self.shared.neighbours.contains(&peer_id) || self.closing.contains(&peer_id) {
                         tracing::info!(peer = %peer_id, cause = ?cause, "link down");
                         self.link_down(peer_id);
@@ -465,10 +464,18 @@ impl EventLoop {
         if self.shared.neighbours.contains(&peer) || self.closing.contains(&peer) || !self.swarm.is_connected(&peer) {
             return;
         }
-        if self.light.remove(&peer) {
+        self.forget_light(&peer);
+        self.link_up(peer);
+    }
+
+    /// Forgets `peer` as a light peer (it left or turned out to be a
+    /// neighbour); whether it was one.
+    fn forget_light(&mut self, peer: &PeerId) -> bool {
+        let was = self.light.remove(peer);
+        if was {
             m::light_peers(self.light.len());
         }
-        self.link_up(peer);
+        was
     }
 
     /// Keeps connected `peer`, which does not speak the frame protocol, as a

@@ -15,9 +15,8 @@ use libp2p::{PeerId, StreamProtocol};
 
 use super::streams::FRAME_PROTOCOL;
 
-/// The role of a connected peer, as `GET /api/v1/peers` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// The role of a connected peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Carries routed frames: a link of the mesh.
     Neighbour,

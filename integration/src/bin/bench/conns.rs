@@ -92,8 +92,9 @@ pub fn run(quick: bool) {
             let held = light(node).unwrap_or(0);
             if shown.elapsed() > Duration::from_secs(5) {
                 eprintln!(
-                    "  {held} light peers after {:.0} s ({} dials failed)",
+                    "  {held} light peers after {:.0} s ({} connected as the clients see it, {} dials failed)",
                     started.elapsed().as_secs_f64(),
+                    counts.connected.load(Ordering::Relaxed),
                     counts.failed.load(Ordering::Relaxed)
                 );
                 shown = Instant::now();
