@@ -99,6 +99,11 @@ impl Store {
         }
     }
 
+    /// Whether `peer` is in the book (it announced itself in a valid beacon).
+    pub fn knows_peer(&self, peer: &PeerId) -> Result<bool, StoreError> {
+        Ok(self.db.open_tree(PEERS_TREE)?.contains_key(peer.to_bytes())?)
+    }
+
     /// Every peer in the book with its addresses; unreadable entries are skipped.
     pub fn peer_book(&self) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, StoreError> {
         let tree = self.db.open_tree(PEERS_TREE)?;
@@ -157,6 +162,8 @@ mod tests {
         assert!(store.remember_peer(&a, std::slice::from_ref(&addr), 1).expect("insert"));
         assert!(!store.remember_peer(&a, std::slice::from_ref(&addr), 1).expect("same"));
         assert!(!store.remember_peer(&b, std::slice::from_ref(&addr), 1).expect("full"));
+        assert!(store.knows_peer(&a).expect("read"));
+        assert!(!store.knows_peer(&b).expect("read"));
         let book = store.peer_book().expect("book");
         assert_eq!(book, vec![(a, vec![addr])]);
     }

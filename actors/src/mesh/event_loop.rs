@@ -374,9 +374,15 @@ impl EventLoop {
                     // this one as first: close it too and start clean.
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                 }
-                // The link comes up once the peer shows it speaks the frame
-                // protocol (identify, a frame stream or a beacon): see `promote`.
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                // A peer known as a mesh node is a link at once: waiting for its
+                // identify would keep a link that drops and comes back over a
+                // lossy path out of routing and beacons for seconds. Any other
+                // peer's link comes up once it shows it speaks the frame
+                // protocol (identify, a frame stream or a beacon): see `promote`.
+                if self.is_known_node(&peer_id) {
+                    self.promote(peer_id);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -466,6 +472,12 @@ impl EventLoop {
         }
         self.forget_light(&peer);
         self.link_up(peer);
+    }
+
+    /// Whether `peer` is a bootstrap peer or announced itself in a valid beacon
+    /// (now or before: the peer book keeps them).
+    fn is_known_node(&self, peer: &PeerId) -> bool {
+        self.bootstrap_peers.contains(peer) || self.shared.store.knows_peer(peer).unwrap_or(false)
     }
 
     /// Forgets `peer` as a light peer (it left or turned out to be a
