@@ -65,19 +65,38 @@ impl Store {
         Ok(keypair)
     }
 
-    /// Returns the stored seeds of the post-quantum keys (ML-DSA-65, ML-KEM-768),
-    /// creating and storing new ones on first start.
+    /// Returns the stored seeds of the post-quantum keys (ML-DSA-65, X-Wing)
+    /// and their epoch, creating and storing new ones on first start (and
+    /// rewriting version 1's in the current form).
     pub fn load_or_create_pq_seeds(&self) -> Result<x0tta6bl4_pqc::PqSeeds, StoreError> {
         let tree = self.db.open_tree(IDENTITY_TREE)?;
         if let Some(bytes) = tree.get(PQ_SEEDS)? {
-            return x0tta6bl4_pqc::PqSeeds::from_bytes(&bytes).ok_or_else(|| {
-                StoreError::BadIdentity(format!("post-quantum seeds of {} bytes, not 96", bytes.len()))
-            });
+            let seeds = x0tta6bl4_pqc::PqSeeds::from_bytes(&bytes).ok_or_else(|| {
+                StoreError::BadIdentity(format!("post-quantum seeds of {} bytes, not 72 (or 96)", bytes.len()))
+            })?;
+            if seeds.to_bytes() != bytes.as_ref() {
+                self.store_pq_seeds(&seeds)?;
+            }
+            return Ok(seeds);
         }
         let seeds = x0tta6bl4_pqc::PqSeeds::generate();
+        self.store_pq_seeds(&seeds)?;
+        Ok(seeds)
+    }
+
+    /// Replaces the post-quantum keys with new ones of a later epoch (the node
+    /// announces them from its next start); returns the new seeds.
+    pub fn rotate_pq_seeds(&self) -> Result<x0tta6bl4_pqc::PqSeeds, StoreError> {
+        let seeds = self.load_or_create_pq_seeds()?.rotate();
+        self.store_pq_seeds(&seeds)?;
+        Ok(seeds)
+    }
+
+    fn store_pq_seeds(&self, seeds: &x0tta6bl4_pqc::PqSeeds) -> Result<(), StoreError> {
+        let tree = self.db.open_tree(IDENTITY_TREE)?;
         tree.insert(PQ_SEEDS, seeds.to_bytes())?;
         tree.flush()?;
-        Ok(seeds)
+        Ok(())
     }
 
     /// Remembers the addresses of `peer`, keeping at most `limit` peers in the book.
@@ -163,6 +182,10 @@ mod tests {
         assert!(!store.remember_peer(&a, std::slice::from_ref(&addr), 1).expect("same"));
         assert!(!store.remember_peer(&b, std::slice::from_ref(&addr), 1).expect("full"));
         assert!(store.knows_peer(&a).expect("read"));
+        let seeds = store.load_or_create_pq_seeds().expect("seeds");
+        let rotated = store.rotate_pq_seeds().expect("rotated");
+        assert!(rotated.epoch > seeds.epoch && rotated.xwing != seeds.xwing);
+        assert_eq!(store.load_or_create_pq_seeds().expect("seeds").epoch, rotated.epoch);
         assert!(!store.knows_peer(&b).expect("read"));
         let book = store.peer_book().expect("book");
         assert_eq!(book, vec![(a, vec![addr])]);

@@ -212,7 +212,7 @@ pub struct Figures {
 }
 
 /// How often `op` runs per second, over at least `time`.
-fn rate<T>(time: Duration, mut op: impl FnMut() -> T) -> f64 {
+pub fn rate<T>(time: Duration, mut op: impl FnMut() -> T) -> f64 {
     let started = Instant::now();
     let mut count = 0u64;
     while started.elapsed() < time {

@@ -152,11 +152,20 @@ fn routed_around_by_a_healer(net: &TestNet, healer: usize, d: &str, moved: Durat
         true,
         "{name}'s own view"
     );
-    wait_for(
-        Duration::from_secs(10),
-        "the other end to learn from beacons that the link is avoided",
-        || (peer_view(net.node(other), here)["avoided_by_peer"] == true).then_some(()),
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while peer_view(net.node(other), here)["avoided_by_peer"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "the other end did not learn from beacons within 10 s that the link is avoided; \
+             {name}'s view of the other end: {:#}; {name}'s healer: {:#}; the other end's view of {name}: {:#}; \
+             its topology: {:#}",
+            peer_view(net.node(healer), there),
+            net.node(healer).get("/api/v1/healing").unwrap_or_default()["avoided"],
+            peer_view(net.node(other), here),
+            net.node(other).get("/api/v1/topology").unwrap_or_default(),
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let reply = net
         .node(0)
         .post("/api/v1/ping", &json!({"to": net.node(2).peer_id, "timeout_ms": 2000}))

@@ -88,11 +88,25 @@ fn a_classical_only_node_is_refused_under_required_and_falls_back_under_preferre
         mesh.wait_route(from, to, 1, Duration::from_secs(20));
     }
 
-    let refused = send(&mesh.nodes[r], &mesh.nodes[k], "to a classical node").expect_err("refused");
-    assert!(refused.contains("403") && refused.contains("pq_required"), "{refused}");
+    // The strict node has no binding of the classical one: it asks, and the
+    // classical node's signed Reply says it has no post-quantum keys. The
+    // strict node refuses the session (an authenticated refusal: a warning).
+    send(&mesh.nodes[r], &mesh.nodes[k], "to a classical node").expect("queued while asking");
+    wait_for(
+        Duration::from_secs(10),
+        "the strict node to refuse the classical Reply",
+        || {
+            let text = metrics_text(&mesh.nodes[r]);
+            (metric(&text, "x0tta_alerts_total", &["name=\"PQC_HANDSHAKE_FAILURE\""]) >= 1.0).then_some(())
+        },
+    );
+    assert!(
+        inbox_texts(&mesh.nodes[k]).is_empty(),
+        "nothing reached the classical node"
+    );
 
     send(&mesh.nodes[k], &mesh.nodes[r], "classical offer").expect("queued at the sender");
-    // Two refusals at the strict node: its own attempt above, and the Init from the classical node.
+    // Two refusals at the strict node: the classical Reply above, and the Init from the classical node.
     wait_for(
         Duration::from_secs(10),
         "the strict node to refuse the classical Init",

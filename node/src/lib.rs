@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod keys;
 pub mod launcher;
 pub mod node;
 pub mod watch;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use x0tta6bl4::{client, config, demo, node, watch};
+use x0tta6bl4::{client, config, demo, keys, node, watch};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -59,6 +59,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage the node's post-quantum keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Show the node's status.
     Status(client::Target),
     /// List peers known to the node.
@@ -81,6 +86,17 @@ enum Command {
         target: client::Target,
         /// Destination peer id.
         peer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Replace the post-quantum keys with new ones of a later epoch (stop the
+    /// node first; it announces the new keys when it starts again).
+    Rotate {
+        /// The node's TOML config file (for its data dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -114,6 +130,19 @@ fn main() -> anyhow::Result<()> {
             seconds,
             json,
         } => watch::run(bootstrap, seconds.map(std::time::Duration::from_secs), json),
+        Command::Keys {
+            action: KeysCommand::Rotate { config },
+        } => {
+            let data_dir = config::NodeConfig::load(config.as_deref())?.data_dir();
+            let rotated = keys::rotate(&data_dir)?;
+            println!(
+                "post-quantum keys in {} rotated: epoch {} -> {}; the node announces them when it starts",
+                data_dir.display(),
+                rotated.from,
+                rotated.to
+            );
+            Ok(())
+        }
         Command::Status(target) => client::status(&target),
         Command::Peers(target) => client::peers(&target),
         Command::Routes(target) => client::routes(&target),

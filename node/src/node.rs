@@ -99,7 +99,16 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let neighbours = Arc::new(Neighbours::default());
         let identity = Arc::new(PqIdentity::new(keypair.clone(), &pq_seeds));
         let pq_beacons = config.pqc_beacons.then(|| identity.clone());
-        let sessions = Arc::new(Sessions::new(identity, pqc_mode, config.pqc.clone(), alerts.clone()));
+        let bindings = store
+            .tree(x0tta6bl4_actors::secure::bindings::TREE)
+            .context("cannot open the key binding book")?;
+        let sessions = Arc::new(Sessions::new(
+            identity,
+            pqc_mode,
+            config.pqc.clone(),
+            alerts.clone(),
+            Some(bindings),
+        ));
         let pq_binding = sessions.announced_binding().cloned();
         let forwarder =
             Arc::new(Forwarder::new(peer_id, config.router.clone(), neighbours.clone()).with_sessions(sessions));

@@ -1,48 +1,65 @@
-//! The hybrid handshake: three messages between the source and destination of
-//! routed traffic, mutually authenticated.
+//! The handshake, version 2: three messages between the source and the
+//! destination of routed traffic, mutually authenticated without signatures,
+//! after the KK pattern of PQ-Noise (Angel et al., CCS 2022) with X-Wing as
+//! the only KEM. The security argument is in docs/ARCHITECTURE.md.
 //!
 //! ```text
-//! Init    I → R  version, offer, sid_i, I's peer id, X25519 e_i,
-//!                [hybrid: ephemeral ML-KEM-768 key ek_i, ct_s = Encaps(R's static key)]
+//! hybrid (the initiator holds the responder's key binding):
+//! Init    I → R  kind, version, offer, sid_i, I's peer id, epoch of R's binding,
+//!                ephemeral X-Wing key e_i, c1 = Encaps(R's static key)
 //!                (+ a cookie, outside the transcript, when R asked for one)
-//! Reply   R → I  sid_i, sid_r, the offer R saw, the suite R chose, R's peer id,
-//!                X25519 e_r, [hybrid: ct_e = Encaps(ek_i)],
-//!                R's signature over T2 = H(Init ‖ Reply without signature)
-//! Finish  I → R  sid_r, I's signature over T3 = H(T2 ‖ R's signature)
+//! Reply   R → I  kind, version, sid_i, sid_r, offer, suite,
+//!                c2 = Encaps(e_i), c3 = Encaps(I's static key), MAC(confirm_r, th)
+//! Finish  I → R  kind, sid_r, MAC(confirm_i, th)
 //! ```
 //!
-//! Session keys: HKDF-SHA256 with salt T2 over `ss_e ‖ ss_s ‖ X25519(e_i, e_r)`
-//! for the hybrid suite (the X25519MLKEM768 construction of TLS, plus the
-//! responder's static KEM key so only the real R can finish), `X25519(e_i, e_r)`
-//! alone for the classical one. The ephemeral ML-KEM and X25519 keys give
-//! forward secrecy, and the secret holds while either X25519 or ML-KEM does.
-//! Signatures are ML-DSA-65 for the hybrid suite and the libp2p ed25519 key for
-//! the classical one, each with its role as context. The offer is in both
-//! signed transcripts and R echoes it, so stripping the post-quantum offer is
-//! seen ([`Reject::Downgrade`]), and under `required` refused outright.
+//! `th` hashes the Init (without cookie) and the Reply up to its MAC; HKDF-SHA256
+//! with salt `th` over `k1 ‖ k2 ‖ k3` gives both directions' keys and both
+//! confirmation keys. Only R can open c1, so R's MAC proves R; only I can open
+//! c3, so I's Finish proves I; e_i is thrown away after the Reply, so k2 keeps
+//! the session secret when both static keys leak later (forward secrecy). Each
+//! secret holds while either ML-KEM-768 or X25519 does (X-Wing).
+//!
+//! Without R's binding, an initiator that wants post-quantum sessions sends
+//! an Init with offer [`Offer::Ask`] and an X25519 key: R answers with a
+//! Capability message carrying its binding (no KEM work, no state), and the
+//! initiator starts again hybrid; a classical-only R answers with a classical
+//! Reply (X25519 `e_r`, R's libp2p signature over `th`), and I finishes with its
+//! own signature over `H(th ‖ R's signature)`.
+//!
+//! The responder checks, before any KEM work, that the Init names the frame's
+//! source as initiator and the epoch of its own current binding (else it sends
+//! its binding). Failures before authentication (a MAC or signature that does
+//! not check) are reported as such; [`Reject::Downgrade`] and a refused
+//! classical suite come only from an authenticated Reply.
 
 use std::time::Instant;
 
 use hkdf::Hkdf;
-use libcrux_ml_kem::mlkem768::{self as kem, MlKem768PrivateKey};
+use hmac::{KeyInit as _, Mac as _};
 use libp2p::PeerId;
 use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 use x25519_dalek::{EphemeralSecret, PublicKey as X25519Public};
 use zeroize::Zeroizing;
 
 use crate::cookie::{CookieJar, COOKIE_LEN};
-use crate::identity::{decapsulate, kem_public_key, random, PeerKeys, PqIdentity, KEM_CIPHERTEXT_LEN, KEM_PUBLIC_LEN};
+use crate::identity::{KeyBinding, PeerKeys, PqIdentity};
+use crate::mode::{Answer, Offer};
 use crate::session::{Session, SessionKeys};
-use crate::wiped::Wiped;
 use crate::wire::{Reader, Writer};
-use crate::{Offer, PqcMode, Reject, Suite};
+use crate::xwing::{self, SharedSecret, XWingSecret, CIPHERTEXT_LEN, PUBLIC_LEN};
+use crate::{PqcMode, Reject, Suite};
 
 /// Handshake protocol version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
-const TRANSCRIPT_LABEL: &[u8] = b"x0tta6bl4/handshake/1";
-const CONTEXT_RESPONDER: &[u8] = b"x0tta6bl4/handshake/responder";
-const CONTEXT_INITIATOR: &[u8] = b"x0tta6bl4/handshake/initiator";
+const TRANSCRIPT_LABEL: &[u8] = b"x0tta6bl4/handshake/2";
+const CONTEXT_RESPONDER: &[u8] = b"x0tta6bl4/handshake/2/responder";
+const CONTEXT_INITIATOR: &[u8] = b"x0tta6bl4/handshake/2/initiator";
+const MAC_LEN: usize = 32;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The kind of a handshake message (its first byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +72,8 @@ pub enum MessageKind {
     Finish = 3,
     /// A responder under load asks for the initiation again with this cookie.
     Cookie = 4,
+    /// The responder's key binding, for an initiator that asked or used an old one.
+    Capability = 5,
 }
 
 impl MessageKind {
@@ -65,13 +84,14 @@ impl MessageKind {
             Some(2) => Ok(MessageKind::Reply),
             Some(3) => Ok(MessageKind::Finish),
             Some(4) => Ok(MessageKind::Cookie),
+            Some(5) => Ok(MessageKind::Capability),
             _ => Err(Reject::Malformed("handshake message kind")),
         }
     }
 }
 
 /// The responder's session id a Finish is addressed to (to find the waiting
-/// [`Responder`] before the Finish is verified).
+/// [`Responder`] before the Finish is checked).
 pub fn finish_session_id(finish: &[u8]) -> Result<u64, Reject> {
     let mut r = Reader::new(finish, "finish");
     if r.u8()? != MessageKind::Finish as u8 {
@@ -80,40 +100,49 @@ pub fn finish_session_id(finish: &[u8]) -> Result<u64, Reject> {
     r.u64()
 }
 
+/// The initiator's ephemeral secrets, by offer.
+enum Ephemeral {
+    /// The ephemeral X-Wing key and the secret sent to R's static key.
+    Hybrid { secret: XWingSecret, k1: SharedSecret },
+    /// An X25519 key, taken by the one Reply that passes every check.
+    Classical(Option<EphemeralSecret>),
+}
+
 /// The initiator between Init and Reply.
 pub struct Initiator {
     local_id: u64,
     peer: PeerKeys,
     mode: PqcMode,
     offer: Offer,
-    /// Taken by the one Reply that passes every check.
-    x25519: Option<EphemeralSecret>,
-    kem: Option<(Wiped<MlKem768PrivateKey>, [u8; 32])>,
+    ephemeral: Ephemeral,
     init: Vec<u8>,
+    spent: bool,
 }
 
 impl Initiator {
-    /// Starts a handshake with `peer` under `mode`; returns the Init message.
+    /// Starts a handshake with `peer` under `mode` (hybrid when `peer` comes
+    /// with post-quantum keys); returns the Init message.
     pub fn start(identity: &PqIdentity, peer: PeerKeys, mode: PqcMode) -> Result<(Self, Vec<u8>), Reject> {
-        let offer = mode.offer(&peer)?;
+        let offer = mode.offer(peer.pq.is_some());
         let local_id = rand::random();
-        let x25519 = EphemeralSecret::random();
-        let mut w = Writer::with_capacity(64 + KEM_PUBLIC_LEN + KEM_CIPHERTEXT_LEN);
+        let mut w = Writer::with_capacity(64 + PUBLIC_LEN + CIPHERTEXT_LEN);
         w.u8(MessageKind::Init as u8)
             .u8(VERSION)
             .u8(offer.to_byte())
             .u64(local_id)
-            .var(&identity.peer_id().to_bytes())
-            .fixed(X25519Public::from(&x25519).as_bytes());
-        let kem = match (offer.has(Suite::X25519MlKem768), &peer.pq) {
-            (true, Some(pq)) => {
-                let seed = Zeroizing::new(random::<64>());
-                let (ephemeral, ephemeral_public) = kem::generate_key_pair(*seed).into_parts();
-                let (ct_s, ss_s) = kem::encapsulate(&pq.kem, random());
-                w.fixed(ephemeral_public.as_slice()).fixed(ct_s.as_slice());
-                Some((Wiped::new(ephemeral, MlKem768PrivateKey::default), ss_s))
+            .var(&identity.peer_id().to_bytes());
+        let ephemeral = match (offer, &peer.pq) {
+            (Offer::Hybrid, Some(pq)) => {
+                let (secret, public) = XWingSecret::generate();
+                let (c1, k1) = xwing::encapsulate(&pq.xwing)?;
+                w.u64(pq.epoch).fixed(&public[..]).fixed(&c1[..]);
+                Ephemeral::Hybrid { secret, k1 }
             }
-            _ => None,
+            _ => {
+                let secret = EphemeralSecret::random();
+                w.u64(0).fixed(X25519Public::from(&secret).as_bytes());
+                Ephemeral::Classical(Some(secret))
+            }
         };
         let init = w.finish();
         let message = with_cookie(&init, None);
@@ -122,14 +151,14 @@ impl Initiator {
             peer,
             mode,
             offer,
-            x25519: Some(x25519),
-            kem,
+            ephemeral,
             init,
+            spent: false,
         };
         Ok((initiator, message))
     }
 
-    /// This side's session id (the responder's Reply and Cookie carry it).
+    /// This side's session id (the responder's Reply, Cookie and Capability carry it).
     pub fn local_id(&self) -> u64 {
         self.local_id
     }
@@ -153,60 +182,93 @@ impl Initiator {
         Ok(with_cookie(&self.init, Some(&cookie)))
     }
 
-    /// Handles the responder's Reply: checks the offer it saw and the suite it
-    /// chose, verifies its signature; returns the session and the Finish message.
-    /// A Reply that fails a check leaves the initiator as it was, so a forged
-    /// Reply (frame sources are not authenticated) cannot end a handshake the
-    /// real peer is still answering; once one succeeds, the initiator is spent.
+    /// The binding in the responder's Capability message, if it is for this
+    /// handshake and names the peer (verify it before use).
+    pub fn capability(&self, message: &[u8]) -> Result<KeyBinding, Reject> {
+        let mut r = Reader::new(message, "capability");
+        if r.u8()? != MessageKind::Capability as u8 {
+            return Err(Reject::Malformed("capability"));
+        }
+        if r.u64()? != self.local_id {
+            return Err(Reject::UnknownHandshake);
+        }
+        let binding = KeyBinding::decode(r.var()?)?;
+        r.end()?;
+        if binding.public_key.to_peer_id() != self.peer.peer_id {
+            return Err(Reject::BadBinding);
+        }
+        Ok(binding)
+    }
+
+    /// Handles the responder's Reply: checks its key confirmation (hybrid) or
+    /// signature (classical), then the offer it saw and the suite it chose;
+    /// returns the session and the Finish message. A Reply that fails a check
+    /// leaves the initiator as it was, so a forged Reply (frame sources are not
+    /// authenticated) cannot end a handshake the real peer is still answering;
+    /// once one succeeds, the initiator is spent.
     pub fn finish(&mut self, identity: &PqIdentity, reply: &[u8], now: Instant) -> Result<(Session, Vec<u8>), Reject> {
         let mut r = Reader::new(reply, "reply");
         if r.u8()? != MessageKind::Reply as u8 {
             return Err(Reject::Malformed("reply"));
         }
         check_version(r.u8()?)?;
-        if r.u64()? != self.local_id {
+        if r.u64()? != self.local_id || self.spent {
             return Err(Reject::UnknownHandshake);
         }
         let remote_id = r.u64()?;
-        let offer_seen = r.u8()?;
+        let offer_seen = Offer::from_byte(r.u8()?)?;
         let suite = Suite::from_byte(r.u8()?)?;
-        if offer_seen != self.offer.to_byte() {
-            return Err(Reject::Downgrade);
-        }
-        self.mode.accept(self.offer, suite)?;
-        if PeerId::from_bytes(r.var()?).ok() != Some(self.peer.peer_id) {
-            return Err(Reject::BadSignature);
-        }
-        let e_r = X25519Public::from(r.array::<32>()?);
-        let kem_secrets = match (suite, &self.kem) {
-            (Suite::X25519MlKem768, Some((ephemeral, ss_s))) => {
-                let ct_e = r.fixed(KEM_CIPHERTEXT_LEN)?;
-                let ss_e = decapsulate(ephemeral, ct_e)?;
-                Some([ss_e, *ss_s])
+        let (keys, finish) = match (&mut self.ephemeral, suite) {
+            (Ephemeral::Hybrid { secret, k1 }, Suite::X25519MlKem768) => {
+                let k2 = secret.decapsulate(r.fixed(CIPHERTEXT_LEN)?)?;
+                let k3 = identity.decapsulate(r.fixed(CIPHERTEXT_LEN)?)?;
+                let th = transcript(&self.init, r.consumed());
+                let their_mac = r.fixed(MAC_LEN)?;
+                r.end()?;
+                let schedule = KeySchedule::new(&th, &[&k1[..], &k2[..], &k3[..]]);
+                if !bool::from(schedule.mac(Role::Responder, &th).ct_eq(their_mac)) {
+                    return Err(Reject::BadConfirmation);
+                }
+                // Authenticated from here: R saw our Init as we sent it.
+                if offer_seen != self.offer {
+                    return Err(Reject::Downgrade);
+                }
+                let mut w = Writer::with_capacity(16 + MAC_LEN);
+                w.u8(MessageKind::Finish as u8)
+                    .u64(remote_id)
+                    .fixed(&schedule.mac(Role::Initiator, &th));
+                (schedule.session_keys(Role::Initiator), w.finish())
             }
-            (Suite::X25519MlKem768, None) => return Err(Reject::Malformed("suite not offered")),
-            (Suite::X25519, _) => None,
+            (Ephemeral::Classical(secret), Suite::X25519) => {
+                let e_r = X25519Public::from(r.array::<32>()?);
+                let th = transcript(&self.init, r.consumed());
+                let signature = r.var()?;
+                r.end()?;
+                if !self.peer.verify_classical(&th, CONTEXT_RESPONDER, signature) {
+                    return Err(Reject::BadSignature);
+                }
+                // Authenticated from here: R signed that it answers classically.
+                if offer_seen != self.offer {
+                    return Err(Reject::Downgrade);
+                }
+                self.mode.accept_classical()?;
+                let dh = secret.take().ok_or(Reject::UnknownHandshake)?.diffie_hellman(&e_r);
+                if !dh.was_contributory() {
+                    return Err(Reject::Malformed("X25519 key"));
+                }
+                let t3 = Sha256::new().chain_update(th).chain_update(signature).finalize();
+                let mut w = Writer::with_capacity(16 + 80);
+                w.u8(MessageKind::Finish as u8)
+                    .u64(remote_id)
+                    .var(&identity.sign_classical(&t3, CONTEXT_INITIATOR));
+                let schedule = KeySchedule::new(&th, &[dh.as_bytes()]);
+                (schedule.session_keys(Role::Initiator), w.finish())
+            }
+            _ => return Err(Reject::Malformed("suite not offered")),
         };
-        let reply_signed = r.consumed();
-        let signature = r.var()?;
-        r.end()?;
-        let t2 = transcript(&self.init, reply_signed);
-        if !self.peer.verify(suite.is_hybrid(), &t2, CONTEXT_RESPONDER, signature) {
-            return Err(Reject::BadSignature);
-        }
-        let x25519 = self.x25519.take().ok_or(Reject::UnknownHandshake)?;
-        let dh = x25519.diffie_hellman(&e_r);
-        if !dh.was_contributory() {
-            return Err(Reject::Malformed("X25519 key"));
-        }
-        let (i2r, r2i) = key_schedule(&t2, kem_secrets.as_ref(), dh.as_bytes());
-        let t3 = Sha256::new().chain_update(t2).chain_update(signature).finalize();
-        let my_signature = sign(identity, suite, &t3, CONTEXT_INITIATOR);
-        let mut w = Writer::with_capacity(16 + my_signature.len());
-        w.u8(MessageKind::Finish as u8).u64(remote_id).var(&my_signature);
-        let keys = SessionKeys { send: i2r, recv: r2i };
+        self.spent = true;
         let session = Session::new(self.local_id, remote_id, self.peer.peer_id, suite, keys, now);
-        Ok((session, w.finish()))
+        Ok((session, finish))
     }
 }
 
@@ -226,6 +288,20 @@ pub enum Response {
         /// Why: [`Reject::CookieRequired`] (none sent) or [`Reject::BadCookie`].
         reason: Reject,
     },
+    /// Send this node's binding (the initiator asked, or used an old one) and
+    /// keep no state.
+    Capability {
+        /// The Capability message.
+        message: Vec<u8>,
+    },
+}
+
+/// How the responder checks the Finish.
+enum Confirmation {
+    /// The initiator's MAC.
+    Mac([u8; MAC_LEN]),
+    /// The initiator's libp2p signature over this hash.
+    Signature([u8; 32]),
 }
 
 /// The responder between Reply and Finish.
@@ -234,18 +310,20 @@ pub struct Responder {
     remote_id: u64,
     peer: PeerKeys,
     suite: Suite,
-    t3: [u8; 32],
+    confirmation: Confirmation,
     /// Taken by the one Finish that passes every check.
     keys: Option<SessionKeys>,
 }
 
 impl Responder {
-    /// Handles an Init. `peer_keys` looks up the initiator's verified keys;
-    /// `cookies` is `Some` when the node is under handshake load, and then an
-    /// Init without a valid cookie gets only a Cookie message, before any
-    /// ML-KEM or ML-DSA work.
+    /// Handles an Init that arrived from `src`. `peer_keys` looks up the
+    /// initiator's verified keys; `cookies` is `Some` when the node is under
+    /// handshake load, and then an Init without a valid cookie gets only a
+    /// Cookie message. Nothing costly happens before the initiator is checked
+    /// to be `src`, the cookie holds and the Init uses this node's current keys.
     pub fn respond(
         identity: &PqIdentity,
+        src: &PeerId,
         init: &[u8],
         mode: PqcMode,
         peer_keys: impl FnOnce(&PeerId) -> Option<PeerKeys>,
@@ -253,6 +331,9 @@ impl Responder {
         now: Instant,
     ) -> Result<Response, Reject> {
         let parsed = ParsedInit::parse(init)?;
+        if parsed.initiator != *src {
+            return Err(Reject::SourceMismatch);
+        }
         if let Some(jar) = cookies {
             let who = parsed.cookie_subject();
             let reason = match parsed.cookie {
@@ -271,49 +352,62 @@ impl Responder {
                 });
             }
         }
-        let suite = mode.choose(parsed.offer)?;
-        let peer = peer_keys(&parsed.initiator).ok_or(Reject::BadBinding)?;
-        if suite.is_hybrid() && peer.pq.is_none() {
-            return Err(Reject::BadBinding);
-        }
+        let suite = match mode.answer(parsed.offer)? {
+            Answer::Session(Suite::X25519MlKem768) if parsed.epoch != identity.epoch() => {
+                return Ok(capability(identity, parsed.sid))
+            }
+            Answer::Session(suite) => suite,
+            Answer::Capability => return Ok(capability(identity, parsed.sid)),
+        };
+        let peer = peer_keys(&parsed.initiator).ok_or(Reject::BindingUnknown)?;
         let local_id = rand::random();
-        let x25519 = EphemeralSecret::random();
-        let mut w = Writer::with_capacity(64 + KEM_CIPHERTEXT_LEN + 3400);
+        let mut w = Writer::with_capacity(64 + 2 * CIPHERTEXT_LEN + MAC_LEN);
         w.u8(MessageKind::Reply as u8)
             .u8(VERSION)
             .u64(parsed.sid)
             .u64(local_id)
             .u8(parsed.offer.to_byte())
-            .u8(suite.to_byte())
-            .var(&identity.peer_id().to_bytes())
-            .fixed(X25519Public::from(&x25519).as_bytes());
-        let kem_secrets = match (suite, parsed.kem) {
-            (Suite::X25519MlKem768, Some((ek_i, ct_s))) => {
-                let ek_i = kem_public_key(ek_i).ok_or(Reject::Malformed("ML-KEM key"))?;
-                let ss_s = identity.decapsulate(ct_s)?;
-                let (ct_e, ss_e) = kem::encapsulate(&ek_i, random());
-                w.fixed(ct_e.as_slice());
-                Some([ss_e, ss_s])
+            .u8(suite.to_byte());
+        let (keys, confirmation) = match (suite, &parsed.ephemeral) {
+            (Suite::X25519MlKem768, InitEphemeral::Hybrid { e_i, c1 }) => {
+                let static_i = &peer.pq.as_ref().ok_or(Reject::BindingUnknown)?.xwing;
+                let e_i = xwing::public_key(e_i).ok_or(Reject::Malformed("X-Wing key"))?;
+                let k1 = identity.decapsulate(c1)?;
+                let (c2, k2) = xwing::encapsulate(&e_i)?;
+                let (c3, k3) = xwing::encapsulate(static_i)?;
+                w.fixed(&c2[..]).fixed(&c3[..]);
+                let th = transcript(parsed.signed, w.bytes());
+                let schedule = KeySchedule::new(&th, &[&k1[..], &k2[..], &k3[..]]);
+                w.fixed(&schedule.mac(Role::Responder, &th));
+                let expected = Confirmation::Mac(schedule.mac(Role::Initiator, &th));
+                (schedule.session_keys(Role::Responder), expected)
             }
-            (Suite::X25519MlKem768, None) => return Err(Reject::Malformed("init")),
-            (Suite::X25519, _) => None,
+            (Suite::X25519, InitEphemeral::Classical(e_i)) => {
+                let secret = EphemeralSecret::random();
+                w.fixed(X25519Public::from(&secret).as_bytes());
+                let dh = secret.diffie_hellman(e_i);
+                if !dh.was_contributory() {
+                    return Err(Reject::Malformed("X25519 key"));
+                }
+                let th = transcript(parsed.signed, w.bytes());
+                let signature = identity.sign_classical(&th, CONTEXT_RESPONDER);
+                w.var(&signature);
+                let t3 = Sha256::new().chain_update(th).chain_update(&signature).finalize();
+                let schedule = KeySchedule::new(&th, &[dh.as_bytes()]);
+                (
+                    schedule.session_keys(Role::Responder),
+                    Confirmation::Signature(t3.into()),
+                )
+            }
+            _ => return Err(Reject::Malformed("init")),
         };
-        let dh = x25519.diffie_hellman(&parsed.e);
-        if !dh.was_contributory() {
-            return Err(Reject::Malformed("X25519 key"));
-        }
-        let t2 = transcript(parsed.signed, w.bytes());
-        let signature = sign(identity, suite, &t2, CONTEXT_RESPONDER);
-        w.var(&signature);
-        let (i2r, r2i) = key_schedule(&t2, kem_secrets.as_ref(), dh.as_bytes());
-        let t3 = Sha256::new().chain_update(t2).chain_update(&signature).finalize();
         let responder = Responder {
             local_id,
             remote_id: parsed.sid,
             peer,
             suite,
-            t3: t3.into(),
-            keys: Some(SessionKeys { send: r2i, recv: i2r }),
+            confirmation,
+            keys: Some(keys),
         };
         Ok(Response::Reply {
             responder: Box::new(responder),
@@ -331,9 +425,10 @@ impl Responder {
         &self.peer.peer_id
     }
 
-    /// Handles the Finish: verifies the initiator's signature; returns the
-    /// session. A Finish that fails a check leaves the responder waiting for
-    /// the real one; once one succeeds, the responder is spent.
+    /// Handles the Finish: checks the initiator's MAC (hybrid) or signature
+    /// (classical); returns the session. A Finish that fails a check leaves
+    /// the responder waiting for the real one; once one succeeds, the
+    /// responder is spent.
     pub fn complete(&mut self, finish: &[u8], now: Instant) -> Result<Session, Reject> {
         let mut r = Reader::new(finish, "finish");
         if r.u8()? != MessageKind::Finish as u8 {
@@ -342,13 +437,21 @@ impl Responder {
         if r.u64()? != self.local_id {
             return Err(Reject::UnknownHandshake);
         }
-        let signature = r.var()?;
-        r.end()?;
-        if !self
-            .peer
-            .verify(self.suite.is_hybrid(), &self.t3, CONTEXT_INITIATOR, signature)
-        {
-            return Err(Reject::BadSignature);
+        match &self.confirmation {
+            Confirmation::Mac(expected) => {
+                let mac = r.fixed(MAC_LEN)?;
+                r.end()?;
+                if !bool::from(expected.ct_eq(mac)) {
+                    return Err(Reject::BadConfirmation);
+                }
+            }
+            Confirmation::Signature(t3) => {
+                let signature = r.var()?;
+                r.end()?;
+                if !self.peer.verify_classical(t3, CONTEXT_INITIATOR, signature) {
+                    return Err(Reject::BadSignature);
+                }
+            }
         }
         let keys = self.keys.take().ok_or(Reject::UnknownHandshake)?;
         Ok(Session::new(
@@ -362,13 +465,27 @@ impl Responder {
     }
 }
 
+/// The Capability message answering Init `sid`.
+fn capability(identity: &PqIdentity, sid: u64) -> Response {
+    let binding = identity.binding().encode();
+    let mut w = Writer::with_capacity(16 + binding.len());
+    w.u8(MessageKind::Capability as u8).u64(sid).var(&binding);
+    Response::Capability { message: w.finish() }
+}
+
+/// The initiator's ephemeral part of an Init.
+enum InitEphemeral<'a> {
+    Hybrid { e_i: &'a [u8], c1: &'a [u8] },
+    Classical(X25519Public),
+}
+
 /// The fields of an Init.
 struct ParsedInit<'a> {
     offer: Offer,
     sid: u64,
     initiator: PeerId,
-    e: X25519Public,
-    kem: Option<(&'a [u8], &'a [u8])>,
+    epoch: u64,
+    ephemeral: InitEphemeral<'a>,
     signed: &'a [u8],
     cookie: Option<&'a [u8]>,
 }
@@ -383,10 +500,13 @@ impl<'a> ParsedInit<'a> {
         let offer = Offer::from_byte(r.u8()?)?;
         let sid = r.u64()?;
         let initiator = PeerId::from_bytes(r.var()?).map_err(|_| Reject::Malformed("init peer id"))?;
-        let e = X25519Public::from(r.array::<32>()?);
-        let kem = match offer.has(Suite::X25519MlKem768) {
-            true => Some((r.fixed(KEM_PUBLIC_LEN)?, r.fixed(KEM_CIPHERTEXT_LEN)?)),
-            false => None,
+        let epoch = r.u64()?;
+        let ephemeral = match offer {
+            Offer::Hybrid => InitEphemeral::Hybrid {
+                e_i: r.fixed(PUBLIC_LEN)?,
+                c1: r.fixed(CIPHERTEXT_LEN)?,
+            },
+            Offer::Classical | Offer::Ask => InitEphemeral::Classical(X25519Public::from(r.array::<32>()?)),
         };
         let signed = r.consumed();
         let cookie = match r.u8()? {
@@ -399,16 +519,21 @@ impl<'a> ParsedInit<'a> {
             offer,
             sid,
             initiator,
-            e,
-            kem,
+            epoch,
+            ephemeral,
             signed,
             cookie,
         })
     }
 
-    /// What a cookie is bound to: the initiator and its ephemeral key.
+    /// What a cookie is bound to: the source (checked to be the initiator)
+    /// and the ephemeral key.
     fn cookie_subject(&self) -> Vec<u8> {
-        [&self.initiator.to_bytes()[..], self.e.as_bytes()].concat()
+        let ephemeral = match &self.ephemeral {
+            InitEphemeral::Hybrid { e_i, .. } => *e_i,
+            InitEphemeral::Classical(e) => e.as_bytes(),
+        };
+        [&self.initiator.to_bytes()[..], ephemeral].concat()
     }
 }
 
@@ -432,7 +557,8 @@ fn with_cookie(init: &[u8], cookie: Option<&[u8; COOKIE_LEN]>) -> Vec<u8> {
     message
 }
 
-/// T2: the hash of the Init (without cookie) and the Reply up to its signature.
+/// `th`: the hash of the Init (without cookie) and the Reply up to its MAC
+/// or signature.
 fn transcript(init: &[u8], reply: &[u8]) -> [u8; 32] {
     Sha256::new()
         .chain_update(TRANSCRIPT_LABEL)
@@ -444,25 +570,48 @@ fn transcript(init: &[u8], reply: &[u8]) -> [u8; 32] {
         .into()
 }
 
-/// Initiator-to-responder and responder-to-initiator keys.
-fn key_schedule(t2: &[u8; 32], kem: Option<&[[u8; 32]; 2]>, dh: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
-    let mut ikm = Vec::with_capacity(96);
-    if let Some([ss_e, ss_s]) = kem {
-        ikm.extend_from_slice(ss_e);
-        ikm.extend_from_slice(ss_s);
-    }
-    ikm.extend_from_slice(dh);
-    let hkdf = Hkdf::<Sha256>::new(Some(t2), &ikm);
-    let (mut i2r, mut r2i) = ([0u8; 32], [0u8; 32]);
-    // 32 bytes are far below HKDF-SHA256's limit of 8,160.
-    let _ = hkdf.expand(b"x0tta6bl4/keys/i2r", &mut i2r);
-    let _ = hkdf.expand(b"x0tta6bl4/keys/r2i", &mut r2i);
-    (i2r, r2i)
+/// Which end a key or MAC belongs to.
+#[derive(Clone, Copy)]
+enum Role {
+    Initiator,
+    Responder,
 }
 
-fn sign(identity: &PqIdentity, suite: Suite, message: &[u8], context: &[u8]) -> Vec<u8> {
-    match suite {
-        Suite::X25519MlKem768 => identity.sign_pq(message, context),
-        Suite::X25519 => identity.sign_classical(message, context),
+/// HKDF-SHA256 with salt `th` over the shared secrets.
+struct KeySchedule(Hkdf<Sha256>);
+
+impl KeySchedule {
+    fn new(th: &[u8; 32], secrets: &[&[u8]]) -> Self {
+        let ikm = Zeroizing::new(secrets.concat());
+        Self(Hkdf::new(Some(th), &ikm))
+    }
+
+    fn expand(&self, label: &[u8]) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        // 32 bytes are far below HKDF-SHA256's limit of 8,160.
+        let _ = self.0.expand(label, &mut key);
+        key
+    }
+
+    /// The sending and receiving keys of `role`.
+    fn session_keys(&self, role: Role) -> SessionKeys {
+        let i2r = self.expand(b"x0tta6bl4/2/keys/i2r");
+        let r2i = self.expand(b"x0tta6bl4/2/keys/r2i");
+        match role {
+            Role::Initiator => SessionKeys::new(i2r, r2i),
+            Role::Responder => SessionKeys::new(r2i, i2r),
+        }
+    }
+
+    /// The key confirmation MAC of `role` over `th`.
+    fn mac(&self, role: Role, th: &[u8; 32]) -> [u8; MAC_LEN] {
+        let label: &[u8] = match role {
+            Role::Initiator => b"x0tta6bl4/2/confirm/initiator",
+            Role::Responder => b"x0tta6bl4/2/confirm/responder",
+        };
+        let key = Zeroizing::new(self.expand(label));
+        let mut mac = HmacSha256::new_from_slice(&key[..]).expect("HMAC accepts keys of any length");
+        mac.update(th);
+        mac.finalize().into_bytes().into()
     }
 }

@@ -1,27 +1,27 @@
 //! The key exchanges a node offers and accepts (`pqc.mode`).
+//!
+//! A node that wants post-quantum sessions never settles for a classical one
+//! on its own guess: with the responder's key binding at hand it offers the
+//! hybrid suite only; without one it asks ([`Offer::Ask`]), and a responder
+//! that has post-quantum keys answers with its binding, so the handshake starts
+//! again hybrid. Only a responder that signs, in its Reply, that it is
+//! classical-only gets a classical session (`preferred`: counted and alerted;
+//! `required`: refused).
 
 use std::str::FromStr;
 
-use crate::identity::PeerKeys;
 use crate::Reject;
 
 /// The key exchange of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suite {
-    /// X25519 alone, transcript signed with the libp2p (ed25519) key.
+    /// X25519 alone, transcript signed with the libp2p (ed25519) keys.
     X25519,
-    /// X25519 and ML-KEM-768, transcript signed with ML-DSA-65.
+    /// X-Wing (X25519 and ML-KEM-768), authenticated by decapsulation.
     X25519MlKem768,
 }
 
 impl Suite {
-    fn bit(self) -> u8 {
-        match self {
-            Suite::X25519 => 1,
-            Suite::X25519MlKem768 => 2,
-        }
-    }
-
     /// Whether the session is post-quantum.
     pub fn is_hybrid(self) -> bool {
         self == Suite::X25519MlKem768
@@ -44,44 +44,63 @@ impl Suite {
     }
 
     pub(crate) fn to_byte(self) -> u8 {
-        self.bit()
+        match self {
+            Suite::X25519 => 1,
+            Suite::X25519MlKem768 => 2,
+        }
     }
 }
 
-/// The suites an initiator offers, as a bit set (part of the signed transcript).
+/// What an initiator offers in its Init.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Offer(u8);
+pub enum Offer {
+    /// X25519 only: the initiator's own mode is `off`.
+    Classical,
+    /// X-Wing: the initiator holds the responder's binding.
+    Hybrid,
+    /// X25519 for now, from a responder that proves it is classical-only; a
+    /// responder with post-quantum keys answers with its binding instead.
+    Ask,
+}
 
 impl Offer {
-    const ALL: u8 = 3;
-
-    /// Whether `suite` is offered.
-    pub fn has(self, suite: Suite) -> bool {
-        self.0 & suite.bit() != 0
-    }
-
     pub(crate) fn from_byte(byte: u8) -> Result<Self, Reject> {
-        match byte != 0 && byte & !Self::ALL == 0 {
-            true => Ok(Offer(byte)),
-            false => Err(Reject::Malformed("offer")),
+        match byte {
+            1 => Ok(Offer::Classical),
+            2 => Ok(Offer::Hybrid),
+            3 => Ok(Offer::Ask),
+            _ => Err(Reject::Malformed("offer")),
         }
     }
 
     pub(crate) fn to_byte(self) -> u8 {
-        self.0
+        match self {
+            Offer::Classical => 1,
+            Offer::Hybrid => 2,
+            Offer::Ask => 3,
+        }
     }
 }
 
-/// Policy for post-quantum key exchange.
+/// How a responder answers an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A session of this suite.
+    Session(Suite),
+    /// Its key binding, so the initiator starts again with the hybrid suite.
+    Capability,
+}
+
+/// Which key exchanges a node accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PqcMode {
-    /// Hybrid only: classical-only peers are refused.
+    /// Post-quantum sessions only.
     Required,
-    /// Hybrid when the peer can; otherwise X25519 alone, with a warning,
-    /// a metric and an alert.
+    /// Post-quantum sessions; classical ones only with peers that prove they
+    /// are classical-only (counted and alerted).
     #[default]
     Preferred,
-    /// X25519 alone (tests, and peers without post-quantum support).
+    /// Classical sessions only; no post-quantum keys announced.
     Off,
 }
 
@@ -99,42 +118,64 @@ impl FromStr for PqcMode {
 }
 
 impl PqcMode {
-    /// What to offer `peer`.
-    pub fn offer(self, peer: &PeerKeys) -> Result<Offer, Reject> {
-        let hybrid = Suite::X25519MlKem768.bit();
-        let classical = Suite::X25519.bit();
-        match (self, peer.pq.is_some()) {
-            (PqcMode::Required, true) => Ok(Offer(hybrid)),
-            (PqcMode::Required, false) => Err(Reject::PqRequired),
-            (PqcMode::Preferred, true) => Ok(Offer(hybrid | classical)),
-            (PqcMode::Preferred, false) | (PqcMode::Off, _) => Ok(Offer(classical)),
+    /// What to offer a peer whose binding this node holds or not.
+    pub fn offer(self, has_binding: bool) -> Offer {
+        match (self, has_binding) {
+            (PqcMode::Off, _) => Offer::Classical,
+            (_, true) => Offer::Hybrid,
+            (_, false) => Offer::Ask,
         }
     }
 
-    /// The responder's choice from `offer`.
-    pub fn choose(self, offer: Offer) -> Result<Suite, Reject> {
+    /// The responder's answer to `offer`.
+    pub fn answer(self, offer: Offer) -> Result<Answer, Reject> {
+        match (self, offer) {
+            (PqcMode::Off, Offer::Hybrid) => Err(Reject::PqOff),
+            (PqcMode::Off, Offer::Classical | Offer::Ask) => Ok(Answer::Session(Suite::X25519)),
+            (PqcMode::Required, Offer::Classical) => Err(Reject::PqRequired),
+            (PqcMode::Preferred, Offer::Classical) => Ok(Answer::Session(Suite::X25519)),
+            (_, Offer::Ask) => Ok(Answer::Capability),
+            (_, Offer::Hybrid) => Ok(Answer::Session(Suite::X25519MlKem768)),
+        }
+    }
+
+    /// Whether the initiator takes a classical session from a responder that
+    /// signed that it is classical-only.
+    pub fn accept_classical(self) -> Result<(), Reject> {
         match self {
-            PqcMode::Required if offer.has(Suite::X25519MlKem768) => Ok(Suite::X25519MlKem768),
             PqcMode::Required => Err(Reject::PqRequired),
-            PqcMode::Preferred if offer.has(Suite::X25519MlKem768) => Ok(Suite::X25519MlKem768),
-            PqcMode::Preferred | PqcMode::Off if offer.has(Suite::X25519) => Ok(Suite::X25519),
-            PqcMode::Preferred | PqcMode::Off => Err(Reject::PqRequired),
+            PqcMode::Preferred | PqcMode::Off => Ok(()),
         }
     }
 
-    /// The initiator's check of the responder's choice.
-    pub fn accept(self, offer: Offer, chosen: Suite) -> Result<(), Reject> {
-        if !offer.has(chosen) {
-            return Err(Reject::Malformed("suite not offered"));
-        }
-        match (self, chosen) {
-            (PqcMode::Required, Suite::X25519) => Err(Reject::PqRequired),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether a session with `suite` is a fallback this node should warn about.
+    /// Whether a session of `suite` is a fallback this mode counts and alerts.
     pub fn is_fallback(self, suite: Suite) -> bool {
         self == PqcMode::Preferred && !suite.is_hybrid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_answers_and_acceptance_follow_the_mode() {
+        use PqcMode::*;
+        assert_eq!(Preferred.offer(true), Offer::Hybrid);
+        assert_eq!(Preferred.offer(false), Offer::Ask, "no silent classical offer");
+        assert_eq!(Required.offer(false), Offer::Ask);
+        assert_eq!(Off.offer(true), Offer::Classical);
+        assert_eq!(Preferred.answer(Offer::Ask), Ok(Answer::Capability));
+        assert_eq!(Off.answer(Offer::Ask), Ok(Answer::Session(Suite::X25519)));
+        assert_eq!(Off.answer(Offer::Hybrid), Err(Reject::PqOff));
+        assert_eq!(Required.answer(Offer::Classical), Err(Reject::PqRequired));
+        assert_eq!(Preferred.answer(Offer::Classical), Ok(Answer::Session(Suite::X25519)));
+        assert_eq!(Required.accept_classical(), Err(Reject::PqRequired));
+        assert!(Preferred.accept_classical().is_ok());
+        for byte in 0..=255u8 {
+            if let Ok(offer) = Offer::from_byte(byte) {
+                assert_eq!(offer.to_byte(), byte);
+            }
+        }
     }
 }

@@ -10,9 +10,27 @@ pub enum Reject {
     /// Too short, too long, or a field out of range.
     #[error("malformed {0}")]
     Malformed(&'static str),
-    /// A protocol version this node does not speak.
-    #[error("unsupported handshake version {0}")]
+    /// A protocol version this node does not speak (1: a node from before
+    /// handshake version 2, which must be upgraded).
+    #[error("unsupported handshake version {0} (this node speaks version 2; a version 1 peer must be upgraded)")]
     UnsupportedVersion(u8),
+    /// The Init names another initiator than the frame's source (refused
+    /// before any KEM work).
+    #[error("the init names another initiator than its source")]
+    SourceMismatch,
+    /// The peer offered post-quantum key exchange only and this node has it off.
+    #[error("the peer offers post-quantum key exchange only and pqc.mode is off here")]
+    PqOff,
+    /// A key confirmation MAC did not check: the peer does not hold the
+    /// static key it claims, or the messages were altered.
+    #[error("key confirmation failed")]
+    BadConfirmation,
+    /// A key binding older than the newest one seen for the peer.
+    #[error("key binding older than the newest one seen for the peer")]
+    StaleBinding,
+    /// The session is older than its hard lifetime (three rekey intervals).
+    #[error("session past its lifetime")]
+    SessionExpired,
     /// The policy requires post-quantum key exchange and the peer did not offer
     /// or choose it.
     #[error("post-quantum key exchange required, peer offered classical only")]
@@ -21,7 +39,7 @@ pub enum Reject {
     /// between them stripped or changed it.
     #[error("downgrade: the offer was changed in transit")]
     Downgrade,
-    /// A transcript signature did not verify with the peer's bound key.
+    /// A classical transcript signature did not verify with the peer's libp2p key.
     #[error("bad transcript signature")]
     BadSignature,
     /// The peer's key binding is missing or does not verify.
@@ -63,6 +81,11 @@ impl Reject {
         match self {
             Reject::Malformed(_) => "malformed",
             Reject::UnsupportedVersion(_) => "unsupported_version",
+            Reject::SourceMismatch => "source_mismatch",
+            Reject::PqOff => "pq_off",
+            Reject::BadConfirmation => "bad_confirmation",
+            Reject::StaleBinding => "stale_binding",
+            Reject::SessionExpired => "session_expired",
             Reject::PqRequired => "pq_required",
             Reject::Downgrade => "downgrade",
             Reject::BadSignature => "bad_signature",

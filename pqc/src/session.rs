@@ -1,14 +1,18 @@
 //! An established session: one ChaCha20-Poly1305 key per direction, a frame
-//! counter as nonce, a replay window on receive, and a rekey deadline.
+//! counter as nonce, a replay window on receive, a rekey deadline and a hard
+//! lifetime.
 //!
 //! Sealed frame: `receiver session id (8) | counter (8) | ciphertext | tag (16)`.
-//! The first 16 bytes are authenticated as associated data.
+//! The associated data is those 16 bytes and the caller's context (the node
+//! puts the routing header's source, destination, message id and kind there),
+//! so a frame moved to another header does not open.
 
 use std::time::{Duration, Instant};
 
 use chacha20poly1305::aead::{Aead as _, Payload};
 use chacha20poly1305::{AeadInOut as _, ChaCha20Poly1305, KeyInit as _};
 use libp2p::PeerId;
+use zeroize::Zeroize as _;
 
 use crate::replay::ReplayWindow;
 use crate::{Reject, Suite};
@@ -17,7 +21,8 @@ use crate::{Reject, Suite};
 pub const SEAL_OVERHEAD: usize = HEADER_LEN + 16;
 const HEADER_LEN: usize = 16;
 
-/// When a session should be replaced by a fresh handshake.
+/// When a session should be replaced by a fresh handshake, and when it must
+/// stop being used even if no new one could be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RekeyPolicy {
     /// Frames sealed with one key.
@@ -35,10 +40,33 @@ impl Default for RekeyPolicy {
     }
 }
 
-/// Keys of one direction pair, from the handshake's key schedule.
+impl RekeyPolicy {
+    /// The hard lifetime of a session: three rekey intervals (as WireGuard's
+    /// reject-after-time is to its rekey-after-time), after which it neither
+    /// seals nor opens.
+    pub fn lifetime(&self) -> Duration {
+        self.after.saturating_mul(3)
+    }
+}
+
+/// Keys of one direction pair, from the handshake's key schedule; wiped when
+/// dropped.
 pub(crate) struct SessionKeys {
-    pub send: [u8; 32],
-    pub recv: [u8; 32],
+    send: [u8; 32],
+    recv: [u8; 32],
+}
+
+impl SessionKeys {
+    pub(crate) fn new(send: [u8; 32], recv: [u8; 32]) -> Self {
+        Self { send, recv }
+    }
+}
+
+impl Drop for SessionKeys {
+    fn drop(&mut self) {
+        self.send.zeroize();
+        self.recv.zeroize();
+    }
 }
 
 /// One end of an established session.
@@ -53,6 +81,8 @@ pub struct Session {
     pub suite: Suite,
     /// When the handshake completed.
     pub established: Instant,
+    /// Past this age the session neither seals nor opens.
+    lifetime: Duration,
     send: ChaCha20Poly1305,
     recv: ChaCha20Poly1305,
     sent: u64,
@@ -74,6 +104,8 @@ impl Session {
             peer,
             suite,
             established: now,
+            lifetime: RekeyPolicy::default().lifetime(),
+            // The cipher states wipe their keys when dropped (feature `zeroize`).
             send: ChaCha20Poly1305::new(&keys.send.into()),
             recv: ChaCha20Poly1305::new(&keys.recv.into()),
             sent: 0,
@@ -91,30 +123,50 @@ impl Session {
         self.sent >= policy.after_frames || now.duration_since(self.established) >= policy.after
     }
 
-    /// Seals `plaintext` into a frame for the peer.
-    pub fn seal(&mut self, plaintext: &[u8]) -> Vec<u8> {
+    /// Sets the hard lifetime from `policy` (the default policy's until then).
+    pub fn limit_lifetime(&mut self, policy: &RekeyPolicy) {
+        self.lifetime = policy.lifetime();
+    }
+
+    /// Whether the session is past its hard lifetime at `now`.
+    pub fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.established) >= self.lifetime
+    }
+
+    /// Seals `plaintext` into a frame for the peer, with `context` (not sent)
+    /// authenticated beside the frame's header.
+    pub fn seal(&mut self, plaintext: &[u8], context: &[u8], now: Instant) -> Result<Vec<u8>, Reject> {
+        if self.expired(now) {
+            return Err(Reject::SessionExpired);
+        }
         let counter = self.sent;
         self.sent += 1;
         let header = header(self.remote_id, counter);
         let mut frame = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
         frame.extend_from_slice(&header);
         frame.extend_from_slice(plaintext);
-        // ChaCha20-Poly1305 refuses only messages over 256 GiB.
-        if let Ok(tag) = self
+        let tag = self
             .send
-            .encrypt_inout_detached(&nonce(counter), &header, frame[HEADER_LEN..].as_mut().into())
-        {
-            frame.extend_from_slice(&tag);
-        }
-        frame
+            .encrypt_inout_detached(
+                &nonce(counter),
+                &associated_data(&header, context),
+                frame[HEADER_LEN..].as_mut().into(),
+            )
+            .map_err(|_| Reject::Malformed("plaintext too long"))?;
+        frame.extend_from_slice(&tag);
+        Ok(frame)
     }
 
-    /// Opens a frame from the peer: authenticates it, refuses replays and
-    /// frames older than the window.
-    pub fn open(&mut self, frame: &[u8]) -> Result<Vec<u8>, Reject> {
+    /// Opens a frame from the peer sealed with `context`: authenticates it,
+    /// refuses replays, frames older than the window, and every frame once
+    /// the session is past its lifetime.
+    pub fn open(&mut self, frame: &[u8], context: &[u8], now: Instant) -> Result<Vec<u8>, Reject> {
         let (receiver, counter) = frame_header(frame)?;
         if receiver != self.local_id {
             return Err(Reject::UnknownSession);
+        }
+        if self.expired(now) {
+            return Err(Reject::SessionExpired);
         }
         self.window.check(counter)?;
         let plaintext = self
@@ -123,13 +175,18 @@ impl Session {
                 &nonce(counter),
                 Payload {
                     msg: &frame[HEADER_LEN..],
-                    aad: &frame[..HEADER_LEN],
+                    aad: &associated_data(&frame[..HEADER_LEN], context),
                 },
             )
             .map_err(|_| Reject::DecryptFailed)?;
         self.window.accept(counter)?;
         Ok(plaintext)
     }
+}
+
+/// A frame's header followed by its context.
+fn associated_data(header: &[u8], context: &[u8]) -> Vec<u8> {
+    [header, context].concat()
 }
 
 /// The receiver's session id and the counter of a sealed frame.

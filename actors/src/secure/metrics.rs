@@ -10,6 +10,8 @@ const FALLBACKS: &str = "x0tta_pqc_fallbacks_total";
 const FRAMES_REJECTED: &str = "x0tta_pqc_frames_rejected_total";
 const SESSIONS: &str = "x0tta_pqc_sessions";
 const BINDINGS_REJECTED: &str = "x0tta_pqc_bindings_rejected_total";
+const CAPABILITIES: &str = "x0tta_pqc_capabilities_sent_total";
+const EXPIRED: &str = "x0tta_pqc_sessions_expired_total";
 
 /// Registers help texts.
 pub fn describe() {
@@ -24,7 +26,18 @@ pub fn describe() {
     );
     metrics::describe_counter!(FRAMES_REJECTED, "Sealed or unsealed frames refused, by reason");
     metrics::describe_gauge!(SESSIONS, "Established end-to-end sessions kept");
-    metrics::describe_counter!(BINDINGS_REJECTED, "Key bindings in beacons that did not verify");
+    metrics::describe_counter!(
+        BINDINGS_REJECTED,
+        "Key bindings refused, by reason (bad_binding: does not verify; stale_binding: older than the newest seen)"
+    );
+    metrics::describe_counter!(
+        CAPABILITIES,
+        "Inits answered with this node's key binding (the initiator asked, or used an old one)"
+    );
+    metrics::describe_counter!(
+        EXPIRED,
+        "Sessions dropped at their hard lifetime (three rekey intervals) without a new handshake"
+    );
 }
 
 pub(super) fn established(suite: Suite) {
@@ -51,6 +64,14 @@ pub(super) fn sessions(count: usize) {
     metrics::gauge!(SESSIONS).set(count as f64);
 }
 
-pub(super) fn binding_rejected() {
-    metrics::counter!(BINDINGS_REJECTED).increment(1);
+pub(super) fn binding_rejected(reason: &Reject) {
+    metrics::counter!(BINDINGS_REJECTED, "reason" => reason.label()).increment(1);
+}
+
+pub(super) fn capability_sent() {
+    metrics::counter!(CAPABILITIES).increment(1);
+}
+
+pub(super) fn session_expired() {
+    metrics::counter!(EXPIRED).increment(1);
 }

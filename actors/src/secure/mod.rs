@@ -5,9 +5,17 @@
 //! an established session is sealed at once; otherwise it waits in a small
 //! per-peer queue while a handshake runs (Init, Reply, Finish travel as
 //! `Handshake` frames over the same routes). Transit nodes see the routing
-//! header and an opaque payload. Every table here is bounded and least
-//! recently used entries go first.
+//! header and an opaque payload; the header's source, destination and message
+//! id are authenticated with the payload. Every table here is bounded and
+//! least recently used entries go first.
+//!
+//! Sessions end: a rekey starts a new handshake after `rekey_after_secs`, the
+//! previous session still opens frames for `handshake_timeout_ms`, and a
+//! session past three rekey intervals neither seals nor opens (a path that
+//! drops handshake frames cannot keep one key in use). Peers' key bindings are
+//! kept in sled ([`bindings`]), newest epoch only.
 
+pub mod bindings;
 pub mod config;
 mod metrics;
 
@@ -27,6 +35,8 @@ use x0tta6bl4_pqc::{
     Initiator, KeyBinding, MessageKind, PeerKeys, PqIdentity, PqcMode, Reject, RekeyPolicy, Responder, Response,
     Session,
 };
+
+use bindings::BindingBook;
 
 pub use config::PqcConfig;
 pub use metrics::describe;
@@ -93,17 +103,14 @@ struct Early {
 /// Sealed messages held per handshake until its Finish arrives.
 const MAX_EARLY: usize = 64;
 
+/// How often unfinished handshakes and replaced sessions are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// A handshake this node answered, waiting for the Finish.
 struct Responding {
     responder: Box<Responder>,
     at: Instant,
     early: Vec<Early>,
-}
-
-/// A peer's keys and the binding they came from.
-struct Known {
-    binding: KeyBinding,
-    keys: PeerKeys,
 }
 
 /// A handshake this node started.
@@ -113,12 +120,16 @@ struct Pending {
     started: Instant,
     last_sent: Instant,
     queue: VecDeque<Queued>,
+    /// The responder already sent its binding once for this handshake.
+    answered_capability: bool,
 }
 
 struct State {
-    known: LruCache<PeerId, Known>,
+    bindings: BindingBook,
     sessions: LruCache<u64, Session>,
     current: LruCache<PeerId, u64>,
+    /// Sessions replaced by a newer one with the same peer, and when they go.
+    retiring: VecDeque<(u64, Instant)>,
     initiating: LruCache<PeerId, Pending>,
     responding: LruCache<u64, Responding>,
     unconfirmed: LruCache<u64, Unconfirmed>,
@@ -126,6 +137,7 @@ struct State {
     recent_inits: VecDeque<Instant>,
     /// Payload bytes in every pending queue.
     queued_bytes: usize,
+    last_sweep: Instant,
 }
 
 /// A Finish this node sent whose session the responder has not yet shown
@@ -150,20 +162,30 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Sessions for `identity` under `config` (its mode already validated).
-    pub fn new(identity: Arc<PqIdentity>, mode: PqcMode, config: PqcConfig, alerts: SharedAlertSink) -> Self {
+    /// Sessions for `identity` under `config` (its mode already validated);
+    /// peers' bindings persist in `bindings` when given (the node's sled tree
+    /// [`bindings::TREE`]).
+    pub fn new(
+        identity: Arc<PqIdentity>,
+        mode: PqcMode,
+        config: PqcConfig,
+        alerts: SharedAlertSink,
+        bindings: Option<sled::Tree>,
+    ) -> Self {
         metrics::describe();
         let now = Instant::now();
         let state = State {
-            known: LruCache::new(capacity(config.max_sessions)),
+            bindings: BindingBook::new(config.max_sessions, bindings),
             sessions: LruCache::new(capacity(config.max_sessions)),
             current: LruCache::new(capacity(config.max_sessions)),
+            retiring: VecDeque::new(),
             initiating: LruCache::new(capacity(config.max_pending)),
             responding: LruCache::new(capacity(config.max_pending)),
             unconfirmed: LruCache::new(capacity(config.max_pending)),
             cookies: CookieJar::new(now, Duration::from_secs(config.cookie_rotate_secs.max(1))),
             recent_inits: VecDeque::new(),
             queued_bytes: 0,
+            last_sweep: now,
         };
         let handshake_buckets = PeerBuckets::new(
             config.handshakes_per_sec_per_peer,
@@ -187,26 +209,12 @@ impl Sessions {
         (self.mode != PqcMode::Off).then(|| self.identity.binding())
     }
 
-    /// Learns `peer`'s keys from a beacon's binding (verified once per change).
+    /// Learns `peer`'s keys from a beacon's binding (verified once per change;
+    /// one older than the newest seen is refused).
     pub fn learn(&self, peer: PeerId, binding: &KeyBinding) {
-        let mut state = self.state.lock();
-        if state.known.get(&peer).is_some_and(|k| k.binding == *binding) {
-            return;
-        }
-        match binding.verify(&peer) {
-            Ok(keys) => {
-                state.known.put(
-                    peer,
-                    Known {
-                        binding: binding.clone(),
-                        keys,
-                    },
-                );
-            }
-            Err(reason) => {
-                metrics::binding_rejected();
-                tracing::warn!(%peer, %reason, "key binding in beacon refused");
-            }
+        if let Err(reason) = self.state.lock().bindings.learn(peer, binding) {
+            metrics::binding_rejected(&reason);
+            tracing::warn!(%peer, %reason, "key binding in beacon refused");
         }
     }
 
@@ -214,20 +222,32 @@ impl Sessions {
     /// repeats) a handshake.
     pub fn outbound(&self, dst: PeerId, kind: FrameKind, id: u64, payload: Bytes) -> Result<Outbound, OutboundError> {
         let now = Instant::now();
+        let context = self.context(self.identity.peer_id(), dst, id);
         let mut state = self.state.lock();
         let current = state.current.get(&dst).copied();
         if let Some(session) = current.and_then(|local| state.sessions.get_mut(&local)) {
-            let sealed = Bytes::from(session.seal(&inner(kind, &payload)));
-            let stale = session.needs_rekey(&self.rekey, now);
-            let local = session.local_id;
-            let handshake = match stale && !state.initiating.contains(&dst) {
-                true => Some(self.initiate(&mut state, dst, now)?),
-                false => self.finish_due(&mut state, local, now),
-            };
-            return Ok(Outbound {
-                sealed: Some(sealed),
-                handshake,
-            });
+            match session.seal(&inner(kind, &payload), &context, now) {
+                Ok(sealed) => {
+                    let stale = session.needs_rekey(&self.rekey, now);
+                    let local = session.local_id;
+                    let handshake = match stale && !state.initiating.contains(&dst) {
+                        true => Some(self.initiate(&mut state, dst, now)?),
+                        false => self.finish_due(&mut state, local, now),
+                    };
+                    return Ok(Outbound {
+                        sealed: Some(Bytes::from(sealed)),
+                        handshake,
+                    });
+                }
+                // Past its lifetime: gone; the message waits for a new handshake.
+                Err(_) => {
+                    tracing::info!(peer = %dst, "session past its lifetime: no longer used");
+                    metrics::session_expired();
+                    let local = session.local_id;
+                    state.sessions.pop(&local);
+                    state.current.pop(&dst);
+                }
+            }
         }
         if state.initiating.peek(&dst).is_some_and(|p| self.timed_out(p, now)) {
             expire(&mut state, &dst);
@@ -266,11 +286,16 @@ impl Sessions {
     /// of a session the responder has not confirmed (a lost Finish would leave
     /// it holding this node's frames), each once per `init_resend_ms`.
     /// Handshakes past their timeout are dropped with their queues; Finishes
-    /// are repeated for that long at most.
+    /// are repeated for that long at most. Called on a timer, it also sweeps
+    /// (once a second) answered handshakes whose Finish never came and
+    /// replaced sessions past their grace.
     pub fn due_handshakes(&self) -> Vec<(PeerId, Bytes)> {
         let now = Instant::now();
         let resend = Duration::from_millis(self.config.init_resend_ms);
         let mut state = self.state.lock();
+        if now.duration_since(state.last_sweep) >= SWEEP_EVERY {
+            self.sweep(&mut state, now);
+        }
         let expired: Vec<PeerId> = state
             .initiating
             .iter()
@@ -312,6 +337,56 @@ impl Sessions {
         due
     }
 
+    /// Drops answered handshakes older than `handshake_timeout_ms` (with the
+    /// keys they derived) and replaced sessions past their grace.
+    fn sweep(&self, state: &mut State, now: Instant) {
+        state.last_sweep = now;
+        let timeout = Duration::from_millis(self.config.handshake_timeout_ms);
+        let unfinished: Vec<u64> = state
+            .responding
+            .iter()
+            .filter(|(_, r)| now.duration_since(r.at) > timeout)
+            .map(|(local, _)| *local)
+            .collect();
+        for local in unfinished {
+            state.responding.pop(&local);
+            metrics::handshake_refused(&Reject::UnknownHandshake);
+        }
+        while let Some(&(local, until)) = state.retiring.front() {
+            if until > now {
+                break;
+            }
+            state.retiring.pop_front();
+            state.sessions.pop(&local);
+        }
+        metrics::sessions(state.sessions.len());
+    }
+
+    /// Answered handshakes waiting for their Finish.
+    #[cfg(test)]
+    fn responding(&self) -> usize {
+        self.state.lock().responding.len()
+    }
+
+    /// The suite of the current session with `peer`.
+    #[cfg(test)]
+    fn suite_with(&self, peer: &PeerId) -> Option<x0tta6bl4_pqc::Suite> {
+        let mut state = self.state.lock();
+        let local = *state.current.get(peer)?;
+        state.sessions.peek(&local).map(|s| s.suite)
+    }
+
+    /// The associated data of a sealed message beside its frame header: the
+    /// routing header's source, destination and message id, and the kind.
+    fn context(&self, src: PeerId, dst: PeerId, id: u64) -> Vec<u8> {
+        let mut context = Vec::with_capacity(96);
+        context.extend_from_slice(&src.to_bytes());
+        context.extend_from_slice(&dst.to_bytes());
+        context.extend_from_slice(&id.to_be_bytes());
+        context.push(FrameKind::Sealed as u8);
+        context
+    }
+
     /// The Finish of session `local` when it is unconfirmed and was last sent
     /// `init_resend_ms` ago or more.
     fn finish_due(&self, state: &mut State, local: u64, now: Instant) -> Option<Bytes> {
@@ -329,11 +404,9 @@ impl Sessions {
 
     /// Starts a handshake with `dst`; returns the Init.
     fn initiate(&self, state: &mut State, dst: PeerId, now: Instant) -> Result<Bytes, Reject> {
-        let keys = peer_keys(&mut state.known, &dst).ok_or(Reject::BadBinding)?;
-        let (initiator, init) = Initiator::start(&self.identity, keys, self.mode).inspect_err(|reason| {
-            metrics::handshake_refused(reason);
-            self.alert_refusal(dst, reason);
-        })?;
+        let keys = peer_keys(&mut state.bindings, &dst).ok_or(Reject::BadBinding)?;
+        let (initiator, init) =
+            Initiator::start(&self.identity, keys, self.mode).inspect_err(metrics::handshake_refused)?;
         let init = Bytes::from(init);
         let pending = Pending {
             initiator,
@@ -341,6 +414,7 @@ impl Sessions {
             started: now,
             last_sent: now,
             queue: VecDeque::new(),
+            answered_capability: false,
         };
         // Replacing or evicting a handshake drops its queue.
         if let Some((_, dropped)) = state.initiating.push(dst, pending) {
@@ -355,9 +429,10 @@ impl Sessions {
     pub fn open(&self, src: PeerId, id: u64, hops: u8, sealed: Bytes) -> Result<Option<Opened>, Reject> {
         let result = (|| {
             let (local, _) = frame_header(&sealed)?;
+            let context = self.context(src, self.identity.peer_id(), id);
             let mut state = self.state.lock();
             if let Some(session) = state.sessions.get_mut(&local) {
-                let opened = open_with(session, src, id, hops, &sealed)?;
+                let opened = open_with(session, src, id, hops, &sealed, &context)?;
                 state.unconfirmed.pop(&local);
                 return Ok(Some(opened));
             }
@@ -379,7 +454,7 @@ impl Sessions {
     /// Inits for `dst` that belong to no handshake of ours: a test-only flood
     /// (the caller checks that fault injection is on).
     pub fn forge_inits(&self, dst: PeerId, count: usize) -> Result<Vec<Bytes>, Reject> {
-        let keys = peer_keys(&mut self.state.lock().known, &dst).ok_or(Reject::BadBinding)?;
+        let keys = peer_keys(&mut self.state.lock().bindings, &dst).ok_or(Reject::BadBinding)?;
         (0..count)
             .map(|_| Initiator::start(&self.identity, keys.clone(), self.mode).map(|(_, init)| Bytes::from(init)))
             .collect()
@@ -391,20 +466,27 @@ impl Sessions {
         tracing::debug!(%src, "unsealed message refused");
     }
 
-    /// Handles a handshake message from `src`.
+    /// Handles a handshake message from `src` (every kind under the peer's
+    /// handshake token bucket). Only failures of an authenticated Reply raise
+    /// alerts; the rest (anyone can send a frame claiming any source) are
+    /// counted.
     pub fn on_handshake(&self, src: PeerId, message: &[u8]) -> Result<HandshakeStep, Reject> {
         let now = Instant::now();
-        let result = match MessageKind::of(message) {
-            Ok(MessageKind::Init) if !self.handshake_buckets.allow(src) => Err(Reject::RateLimited),
+        let kind = MessageKind::of(message);
+        let result = match kind {
+            Ok(_) if !self.handshake_buckets.allow(src) => Err(Reject::RateLimited),
             Ok(MessageKind::Init) => self.on_init(src, message, now),
             Ok(MessageKind::Reply) => self.on_reply(src, message, now),
             Ok(MessageKind::Finish) => self.on_finish(src, message, now),
             Ok(MessageKind::Cookie) => self.on_cookie(src, message),
+            Ok(MessageKind::Capability) => self.on_capability(src, message, now),
             Err(reason) => Err(reason),
         };
         if let Err(reason) = &result {
             metrics::handshake_refused(reason);
-            self.alert_refusal(src, reason);
+            if kind == Ok(MessageKind::Reply) {
+                self.alert_authenticated_refusal(src, reason);
+            }
         }
         result
     }
@@ -424,41 +506,66 @@ impl Sessions {
         if !under_load {
             state.recent_inits.push_back(now);
         }
-        let known = &mut state.known;
-        let lookup = |peer: &PeerId| peer_keys(known, peer);
+        let bindings = &mut state.bindings;
+        let lookup = |peer: &PeerId| peer_keys(bindings, peer);
         let cookies = under_load.then_some(&mut state.cookies);
-        let response = Responder::respond(&self.identity, message, self.mode, lookup, cookies, now);
-        let response = match response {
-            Err(Reject::BadBinding) if !state.known.contains(&src) => Err(Reject::BindingUnknown),
-            other => other,
-        };
-        match response? {
+        let response = Responder::respond(&self.identity, &src, message, self.mode, lookup, cookies, now)?;
+        let answer = match response {
             Response::Reply { responder, reply } => {
-                if *responder.peer() != src {
-                    return Err(Reject::Malformed("init from another peer than its source"));
-                }
-                let local = responder.local_id();
                 state.responding.put(
-                    local,
+                    responder.local_id(),
                     Responding {
                         responder,
                         at: now,
                         early: Vec::new(),
                     },
                 );
-                Ok(HandshakeStep {
-                    answer: Some(Bytes::from(reply)),
-                    ..HandshakeStep::default()
-                })
+                reply
             }
             Response::Cookie { message, reason } => {
                 metrics::handshake_refused(&reason);
-                Ok(HandshakeStep {
-                    answer: Some(Bytes::from(message)),
-                    ..HandshakeStep::default()
-                })
+                message
+            }
+            Response::Capability { message } => {
+                metrics::capability_sent();
+                message
+            }
+        };
+        Ok(HandshakeStep {
+            answer: Some(Bytes::from(answer)),
+            ..HandshakeStep::default()
+        })
+    }
+
+    /// The responder sent its binding (this node asked, or used an old one):
+    /// learn it and start again, hybrid, keeping the queued messages.
+    fn on_capability(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
+        let mut state = self.state.lock();
+        let pending = state.initiating.peek(&src).ok_or(Reject::UnknownHandshake)?;
+        if pending.answered_capability {
+            return Err(Reject::UnknownHandshake);
+        }
+        let binding = pending.initiator.capability(message)?;
+        match state.bindings.learn(src, &binding) {
+            Ok(_) => {}
+            Err(reason) => {
+                metrics::binding_rejected(&reason);
+                return Err(reason);
             }
         }
+        let keys = peer_keys(&mut state.bindings, &src).ok_or(Reject::BadBinding)?;
+        let (initiator, init) = Initiator::start(&self.identity, keys, self.mode)?;
+        let init = Bytes::from(init);
+        let pending = state.initiating.get_mut(&src).ok_or(Reject::UnknownHandshake)?;
+        pending.initiator = initiator;
+        pending.init = init.clone();
+        pending.last_sent = now;
+        pending.answered_capability = true;
+        tracing::debug!(peer = %src, "learnt the peer's post-quantum keys from its answer; handshake again");
+        Ok(HandshakeStep {
+            answer: Some(init),
+            ..HandshakeStep::default()
+        })
     }
 
     fn on_reply(&self, src: PeerId, message: &[u8], now: Instant) -> Result<HandshakeStep, Reject> {
@@ -484,12 +591,17 @@ impl Sessions {
                 last_sent: now,
             },
         );
+        session.limit_lifetime(&self.rekey);
+        let local = self.identity.peer_id();
         let flush = pending
             .queue
             .into_iter()
-            .map(|(kind, id, payload)| (id, Bytes::from(session.seal(&inner(kind, &payload)))))
+            .filter_map(|(kind, id, payload)| {
+                let sealed = session.seal(&inner(kind, &payload), &self.context(local, src, id), now);
+                Some((id, Bytes::from(sealed.ok()?)))
+            })
             .collect();
-        self.install(&mut state, session);
+        self.install(&mut state, session, now);
         Ok(HandshakeStep {
             answer: Some(finish),
             flush,
@@ -517,17 +629,20 @@ impl Sessions {
             return Err(Reject::UnknownHandshake);
         }
         let mut session = waiting.responder.complete(message, now)?;
+        session.limit_lifetime(&self.rekey);
         let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
+        let me = self.identity.peer_id();
         let opened = waiting
             .early
             .into_iter()
             .filter_map(|early| {
-                open_with(&mut session, src, early.id, early.hops, &early.sealed)
+                let context = self.context(src, me, early.id);
+                open_with(&mut session, src, early.id, early.hops, &early.sealed, &context)
                     .inspect_err(|reason| metrics::frame_rejected(reason.label()))
                     .ok()
             })
             .collect();
-        self.install(&mut state, session);
+        self.install(&mut state, session, now);
         Ok(HandshakeStep {
             opened,
             ..HandshakeStep::default()
@@ -545,11 +660,13 @@ impl Sessions {
         })
     }
 
-    fn install(&self, state: &mut State, session: Session) {
+    /// Makes `session` the current one with its peer; the one it replaces
+    /// still opens frames for `handshake_timeout_ms`.
+    fn install(&self, state: &mut State, session: Session, now: Instant) {
         metrics::established(session.suite);
         if self.mode.is_fallback(session.suite) {
             metrics::fallback();
-            tracing::warn!(peer = %session.peer, "session without post-quantum key exchange (peer is classical-only)");
+            tracing::warn!(peer = %session.peer, "session without post-quantum key exchange (peer proved classical-only)");
             self.alerts.emit(
                 Alert::new(
                     "PQC_FALLBACK",
@@ -559,14 +676,20 @@ impl Sessions {
                 .label("peer", session.peer.to_string()),
             );
         }
-        state.current.put(session.peer, session.local_id);
+        if let Some(previous) = state.current.put(session.peer, session.local_id) {
+            let grace = Duration::from_millis(self.config.handshake_timeout_ms);
+            state.retiring.push_back((previous, now + grace));
+        }
         state.sessions.put(session.local_id, session);
         metrics::sessions(state.sessions.len());
     }
 
-    fn alert_refusal(&self, peer: PeerId, reason: &Reject) {
+    /// Alerts on a refusal of a Reply that passed its key confirmation or
+    /// signature (a downgrade, or a classical-only peer under `required`);
+    /// forged Replies fail before that and are only counted.
+    fn alert_authenticated_refusal(&self, peer: PeerId, reason: &Reject) {
         let severity = match reason {
-            Reject::Downgrade | Reject::BadSignature | Reject::BadBinding => Severity::Critical,
+            Reject::Downgrade => Severity::Critical,
             Reject::PqRequired => Severity::Warning,
             _ => return,
         };
@@ -596,11 +719,18 @@ fn queued_bytes(queue: &VecDeque<Queued>) -> usize {
 }
 
 /// Opens `sealed` with `session`, which must be `src`'s.
-fn open_with(session: &mut Session, src: PeerId, id: u64, hops: u8, sealed: &[u8]) -> Result<Opened, Reject> {
+fn open_with(
+    session: &mut Session,
+    src: PeerId,
+    id: u64,
+    hops: u8,
+    sealed: &[u8],
+    context: &[u8],
+) -> Result<Opened, Reject> {
     if session.peer != src {
         return Err(Reject::UnknownSession);
     }
-    let plaintext = session.open(sealed)?;
+    let plaintext = session.open(sealed, context, Instant::now())?;
     let (&kind, payload) = plaintext.split_first().ok_or(Reject::Malformed("sealed message"))?;
     let kind = FrameKind::from_u8(kind)
         .filter(|k| k.is_sealable())
@@ -622,8 +752,8 @@ fn inner(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Keys of `peer`: from its verified binding, else its libp2p key alone.
-fn peer_keys(known: &mut LruCache<PeerId, Known>, peer: &PeerId) -> Option<PeerKeys> {
-    known.get(peer).map(|k| k.keys.clone()).or_else(|| classical_keys(peer))
+fn peer_keys(bindings: &mut BindingBook, peer: &PeerId) -> Option<PeerKeys> {
+    bindings.keys(peer).or_else(|| classical_keys(peer))
 }
 
 /// A peer id of an ed25519 key carries the key itself (identity multihash).
