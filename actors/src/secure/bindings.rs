@@ -41,16 +41,22 @@ impl BindingBook {
     /// `Ok(true)` when it replaced another (or was the first), `Ok(false)` when
     /// it is the one already held.
     pub fn learn(&mut self, peer: PeerId, binding: &KeyBinding) -> Result<bool, Reject> {
-        if let Some(held) = self.newest(&peer) {
-            if held == *binding {
-                return Ok(false);
-            }
-            if binding.epoch <= held.epoch {
-                return Err(Reject::StaleBinding);
-            }
+        // Every beacon brings the binding again: the common case is a
+        // comparison in memory, no clone and no verification.
+        let stored = match self.known.peek(&peer) {
+            Some(known) if known.binding == *binding => return Ok(false),
+            Some(known) if binding.epoch <= known.binding.epoch => return Err(Reject::StaleBinding),
+            Some(_) => None,
+            None => self.stored(&peer),
+        };
+        let persisted = stored.as_ref() == Some(binding);
+        if stored.is_some_and(|held| !persisted && binding.epoch <= held.epoch) {
+            return Err(Reject::StaleBinding);
         }
         let keys = binding.verify(&peer)?;
-        self.persist(&peer, binding);
+        if !persisted {
+            self.persist(&peer, binding);
+        }
         self.known.put(
             peer,
             Known {
@@ -58,7 +64,7 @@ impl BindingBook {
                 keys,
             },
         );
-        Ok(true)
+        Ok(!persisted)
     }
 
     /// `peer`'s post-quantum keys, if a binding of it is known (read back
@@ -77,14 +83,6 @@ impl BindingBook {
             },
         );
         Some(keys)
-    }
-
-    /// The newest binding held for `peer`, in memory or in sled.
-    fn newest(&self, peer: &PeerId) -> Option<KeyBinding> {
-        match self.known.peek(peer) {
-            Some(known) => Some(known.binding.clone()),
-            None => self.stored(peer),
-        }
     }
 
     fn stored(&self, peer: &PeerId) -> Option<KeyBinding> {
