@@ -100,25 +100,26 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// Sends a message from the node at `api` to `to` every `every`.
-    pub fn start(api: &str, to: &str, every: Duration) -> Self {
-        Self::start_with(api, to, every, false)
+    /// Sends a message from `node` to `to` every `every`.
+    pub fn start(node: &NodeProcess, to: &str, every: Duration) -> Self {
+        Self::start_with(node.client(), to, every, false)
     }
 
     /// Like [`Flow::start`], with reliable (acknowledged, retransmitted) messages.
-    pub fn reliable(api: &str, to: &str, every: Duration) -> Self {
-        Self::start_with(api, to, every, true)
+    pub fn reliable(node: &NodeProcess, to: &str, every: Duration) -> Self {
+        Self::start_with(node.client(), to, every, true)
     }
 
-    fn start_with(api: &str, to: &str, every: Duration, reliable: bool) -> Self {
+    fn start_with(api: x0tta6bl4::launcher::ApiClient, to: &str, every: Duration, reliable: bool) -> Self {
         use std::sync::atomic::Ordering;
         let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (api, to, flag) = (api.to_string(), to.to_string(), running.clone());
+        let (to, flag) = (to.to_string(), running.clone());
         let thread = std::thread::spawn(move || {
             let mut sent = Vec::new();
             while flag.load(Ordering::Relaxed) {
                 let at = unix_ms();
-                let reply = ureq::post(&format!("{api}/api/v1/messages"))
+                let reply = api
+                    .request("POST", "/api/v1/messages")
                     .timeout(Duration::from_secs(2))
                     .send_json(serde_json::json!({ "to": to, "text": "flow", "reliable": reliable }))
                     .ok()

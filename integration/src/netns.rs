@@ -26,6 +26,8 @@ use crate::{NodeProcess, NodeSpec};
 const PREFIX: &str = "x6";
 /// Port libp2p listens on inside each host.
 pub const MESH_PORT: u16 = 4001;
+/// The API token of every namespace node (their API listens beyond loopback).
+pub const TEST_TOKEN: &str = "x0tta6bl4-test-token";
 
 static NETS_CREATED: AtomicU32 = AtomicU32::new(0);
 /// Management subnets live in the shared root namespace, so they are numbered
@@ -487,7 +489,10 @@ impl TestNet {
             })
             .collect();
         let http = self.mgmt[host];
+        // The API listens on the management address, beyond loopback: it
+        // needs a token.
         let mut spec = crate::test_spec(self.dir.path(), &format!("h{host}"))
+            .with(x0tta6bl4::launcher::TOKEN_ENV, TEST_TOKEN)
             .with("X0TTA6BL4_MESH__LISTEN", format!("[{}]", listen.join(",")))
             .with("X0TTA6BL4_MESH__BOOTSTRAP", format!("[{}]", bootstrap.join(",")));
         spec.http = std::net::SocketAddr::from((http, 0));

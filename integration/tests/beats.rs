@@ -35,7 +35,7 @@ fn beats_show_loss_on_a_busy_link_at_both_ends_and_its_end() {
     wait_for(Duration::from_secs(20), "an echo from A to B", || {
         net.node(0).post("/api/v1/ping", &serde_json::json!({ "to": b })).ok()
     });
-    let flow = Flow::start(&net.node(0).api, &b, Duration::from_millis(20));
+    let flow = Flow::start(net.node(0), &b, Duration::from_millis(20));
 
     // A clean link with traffic on it: no loss at either end, sampled for 3 s.
     let mut clean_max = 0.0f64;

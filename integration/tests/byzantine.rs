@@ -35,7 +35,8 @@ fn forged_beacon(liar: &NodeProcess, claims: &[&NodeProcess], seq: u64) -> Vec<u
 /// Publishes raw beacon bytes from `liar`; false when it has nobody to
 /// publish to (cut off).
 fn publish(liar: &NodeProcess, bytes: Vec<u8>) -> bool {
-    ureq::post(&format!("{}/api/v1/debug/beacon", liar.api))
+    liar.client()
+        .request("POST", "/api/v1/debug/beacon")
         .send_bytes(&bytes)
         .is_ok()
 }

@@ -80,7 +80,9 @@ fn garbage_is_rejected_counted_and_harmless() {
 
     let beacons = "x0tta_beacons_rejected_total";
     let raw_beacon = |body: &[u8]| {
-        ureq::post(&format!("{}/api/v1/debug/beacon", rogue.api))
+        rogue
+            .client()
+            .request("POST", "/api/v1/debug/beacon")
             .send_bytes(body)
             .expect("raw beacon published");
     };
@@ -95,7 +97,9 @@ fn garbage_is_rejected_counted_and_harmless() {
     still_routes("forged beacon");
 
     // Invalid UTF-8 in the text API.
-    let response = ureq::post(&format!("{}/api/v1/messages", victim.api))
+    let response = victim
+        .client()
+        .request("POST", "/api/v1/messages")
         .set("content-type", "application/json")
         .send_bytes(b"{\"to\":\"x\",\"text\":\"\xff\xfe\"}");
     match response {

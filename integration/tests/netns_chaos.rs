@@ -164,8 +164,8 @@ fn silently_cut_active_link_moves_traffic_to_the_other_path() {
     assert_eq!(route["next_hop"], net.node(1).peer_id.as_str());
     let link = net.link_between(0, 1).expect("link A-B");
 
-    let flow = Flow::start(&net.node(0).api, &c, Duration::from_millis(10));
-    let reliable = Flow::reliable(&net.node(0).api, &c, Duration::from_millis(20));
+    let flow = Flow::start(net.node(0), &c, Duration::from_millis(10));
+    let reliable = Flow::reliable(net.node(0), &c, Duration::from_millis(20));
     std::thread::sleep(Duration::from_millis(500));
     // A silent cut: interfaces stay up, every packet is dropped; only lost pings tell.
     let cut_at = unix_ms();
@@ -215,7 +215,7 @@ fn killed_transit_node_restarts_and_rejoins_with_the_same_peer_id() {
 
     let killed_at = unix_ms();
     net.node_mut(transit).kill();
-    let flow = Flow::start(&net.node(0).api, &d, Duration::from_millis(10));
+    let flow = Flow::start(net.node(0), &d, Duration::from_millis(10));
     let resumed = wait_for(Duration::from_secs(15), "delivery around the dead node", || {
         first_arrival_after(net.node(3), killed_at)
     });

@@ -154,3 +154,57 @@ fn with_pqc_beacons_unsigned_beacons_are_dropped_and_counted() {
         );
     }
 }
+
+#[test]
+fn a_transit_node_that_drops_handshakes_cannot_keep_a_session_in_use_past_its_lifetime() {
+    // Rekey every second: the session's hard lifetime is three seconds.
+    let env = [
+        ("X0TTA6BL4_PQC__MODE", "required"),
+        ("X0TTA6BL4_PQC__REKEY_AFTER_SECS", "1"),
+    ];
+    let mut mesh = TestMesh::new();
+    let a = mesh.add_with("a", &[], false, &env);
+    let t = mesh.add_with("t", &[a], false, &env);
+    let c = mesh.add_with("c", &[t], false, &env);
+    mesh.wait_route(a, c, 2, Duration::from_secs(20));
+    send(&mesh.nodes[a], &mesh.nodes[c], "first").expect("accepted");
+    wait_delivered(&mesh.nodes[c], "first");
+
+    // T now relays everything but handshake messages: no rekey gets through.
+    let drop_handshakes = json!({ "enabled": true, "kinds": ["Handshake"] });
+    mesh.nodes[t]
+        .post("/api/v1/debug/blackhole", &drop_handshakes)
+        .expect("blackhole on");
+    let expired = || metric(&metrics_text(&mesh.nodes[a]), "x0tta_pqc_sessions_expired_total", &[]);
+    let mut sent = 0;
+    wait_for(Duration::from_secs(20), "A's session to reach its lifetime", || {
+        sent += 1;
+        let _ = send(&mesh.nodes[a], &mesh.nodes[c], &format!("while stale {sent}"));
+        std::thread::sleep(Duration::from_millis(100));
+        (expired() >= 1.0).then_some(())
+    });
+    // v1 kept sealing with the stale key for as long as T dropped handshakes.
+    send(&mesh.nodes[a], &mesh.nodes[c], "after the lifetime").expect("queued");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !inbox_texts(&mesh.nodes[c]).iter().any(|t| t == "after the lifetime"),
+        "nothing is sealed with the expired session"
+    );
+    assert!(
+        inbox_texts(&mesh.nodes[c]).iter().any(|t| t.starts_with("while stale")),
+        "the session worked while within its lifetime"
+    );
+
+    // Handshakes pass again: a new session, and messages flow.
+    mesh.nodes[t]
+        .post("/api/v1/debug/blackhole", &json!({ "enabled": false }))
+        .expect("blackhole off");
+    wait_for(Duration::from_secs(20), "a new session after the blackhole", || {
+        let _ = send(&mesh.nodes[a], &mesh.nodes[c], "recovered");
+        std::thread::sleep(Duration::from_millis(300));
+        inbox_texts(&mesh.nodes[c])
+            .iter()
+            .any(|t| t == "recovered")
+            .then_some(())
+    });
+}

@@ -17,7 +17,7 @@ fn killing_the_next_hop_reroutes_over_the_other_side() {
     assert!(victim == 1 || victim == 5, "A's next hop towards D is a ring neighbour");
     let other_side = if victim == 1 { 5 } else { 1 };
 
-    let flow = Flow::start(&mesh.nodes[0].api, &mesh.nodes[3].peer_id, Duration::from_millis(5));
+    let flow = Flow::start(&mesh.nodes[0], &mesh.nodes[3].peer_id, Duration::from_millis(5));
     std::thread::sleep(Duration::from_millis(500));
     let killed_at = unix_ms();
     mesh.nodes[victim].kill();

@@ -11,6 +11,21 @@ pub struct Target {
     /// Base URL of the node's HTTP API.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub api: String,
+    /// The node's API token (its `http.token_file`), for a node that is not
+    /// on loopback.
+    #[arg(long, env = "X0TTA6BL4_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Target {
+    /// A request to `path` of the node, with the token if one is given.
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let request = ureq::request(method, &format!("{}{path}", self.api.trim_end_matches('/')));
+        match &self.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
 }
 
 fn call(request: ureq::Request, body: Option<Value>) -> anyhow::Result<Value> {
@@ -31,14 +46,11 @@ fn call(request: ureq::Request, body: Option<Value>) -> anyhow::Result<Value> {
 }
 
 fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
-    call(ureq::get(&format!("{}{path}", target.api.trim_end_matches('/'))), None)
+    call(target.request("GET", path), None)
 }
 
 fn post(target: &Target, path: &str, body: Value) -> anyhow::Result<Value> {
-    call(
-        ureq::post(&format!("{}{path}", target.api.trim_end_matches('/'))),
-        Some(body),
-    )
+    call(target.request("POST", path), Some(body))
 }
 
 /// Prints the node's status.

@@ -105,6 +105,29 @@ impl NodeSpec {
     }
 }
 
+/// The setting that gives a node its API token.
+pub const TOKEN_ENV: &str = "X0TTA6BL4_HTTP__TOKEN";
+
+/// Where a node's API is and how to be let in; cheap to clone onto threads.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    /// Base URL.
+    pub api: String,
+    /// Bearer token, when the node has one.
+    pub token: Option<String>,
+}
+
+impl ApiClient {
+    /// A request to `path`, with the token.
+    pub fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let request = ureq::request(method, &format!("{}{path}", self.api));
+        match &self.token {
+            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
+            None => request,
+        }
+    }
+}
+
 /// A running node process. Stopped on drop.
 pub struct NodeProcess {
     spec: NodeSpec,
@@ -238,6 +261,24 @@ impl NodeProcess {
         signal(child, sig)
     }
 
+    /// What the node has logged so far (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.spec.data_dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// A client of its API (with the bearer token the node was given, if any).
+    pub fn client(&self) -> ApiClient {
+        ApiClient {
+            api: self.api.clone(),
+            token: self
+                .spec
+                .env
+                .iter()
+                .find(|(k, _)| k == TOKEN_ENV)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+
     /// `GET` a JSON path of the API.
     pub fn get(&self, path: &str) -> Result<Value, LaunchError> {
         let url = format!("{}{path}", self.api);
@@ -246,7 +287,8 @@ impl NodeProcess {
             url: url.clone(),
             reason,
         };
-        ureq::get(&url)
+        self.client()
+            .request("GET", path)
             .timeout(Duration::from_secs(10))
             .call()
             .map_err(|e| http(e.to_string()))?
@@ -272,7 +314,9 @@ impl NodeProcess {
             url: url.clone(),
             reason,
         };
-        match ureq::request(method, &url)
+        match self
+            .client()
+            .request(method, path)
             .timeout(Duration::from_secs(120))
             .send_json(body)
         {

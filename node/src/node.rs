@@ -186,9 +186,13 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             alerter,
             started: Instant::now(),
         };
+        let access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
+        tracing::info!("{}", access.describe());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
+                .app_data(web::Data::new(access.clone()))
+                .wrap(actix_web::middleware::from_fn(api::auth::require))
                 .configure(api::configure)
         })
         .workers(config.http.workers)

@@ -7,7 +7,7 @@
 //! the control plane has even recomputed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,7 +100,8 @@ pub struct Forwarder {
     /// Protocol violations (undecodable frames, TTL 0) per sending neighbour.
     violations: Mutex<LruCache<PeerId, u64>>,
     /// Test-only gray failure: silently drop every frame to relay.
-    blackhole: AtomicBool,
+    /// Kinds of frames to relay that vanish (a bit per kind code; test hook).
+    blackhole: AtomicU16,
     /// End-to-end sessions; `None` only in unit tests of forwarding itself.
     sessions: Option<Arc<Sessions>>,
     /// Who sends how much through this node, and who loses under overload.
@@ -140,7 +141,7 @@ impl Forwarder {
             next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             counters: ForwarderCounters::default(),
             violations: Mutex::new(LruCache::new(capacity(MAX_MISBEHAVING))),
-            blackhole: AtomicBool::new(false),
+            blackhole: AtomicU16::new(0),
             config,
             sessions: None,
             fair_share,
@@ -208,13 +209,15 @@ impl Forwarder {
         self.violations.lock().iter().map(|(p, n)| (*p, *n)).collect()
     }
 
-    /// Test-only gray failure: when on, frames to relay vanish without a report
-    /// while links and beacons stay healthy. Refused unless `fault_injection`.
-    pub fn set_blackhole(&self, on: bool) -> Result<(), crate::supervision::FaultRefused> {
+    /// Test-only gray failure: frames to relay of `kinds` vanish without a
+    /// report while links and beacons stay healthy (none: off). Refused unless
+    /// `fault_injection`.
+    pub fn set_blackhole(&self, kinds: &[FrameKind]) -> Result<(), crate::supervision::FaultRefused> {
         if !self.config.fault_injection {
             return Err(crate::supervision::FaultRefused);
         }
-        self.blackhole.store(on, Ordering::Relaxed);
+        let mask = kinds.iter().fold(0u16, |mask, kind| mask | 1 << *kind as u8);
+        self.blackhole.store(mask, Ordering::Relaxed);
         Ok(())
     }
 
@@ -443,7 +446,7 @@ impl Forwarder {
         if frame.dst == self.local {
             return self.deliver(frame).await;
         }
-        if self.blackhole.load(Ordering::Relaxed) {
+        if self.blackhole.load(Ordering::Relaxed) & 1 << frame.kind as u8 != 0 {
             return;
         }
         let mut frame = frame;

@@ -6,6 +6,7 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use x0tta6bl4_actors::router::frame::FrameKind;
 use x0tta6bl4_actors::supervision::InjectFault;
 
 use super::error::{parse_json, parse_peer, ApiError};
@@ -122,18 +123,37 @@ const RAW_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 #[serde(deny_unknown_fields)]
 struct BlackholeRequest {
     enabled: bool,
+    /// Frame kinds to drop (`"Handshake"`, `"Sealed"`, …); every kind when absent.
+    #[serde(default)]
+    kinds: Option<Vec<String>>,
 }
 
-/// `POST /api/v1/debug/blackhole {"enabled": true}`: a gray failure — this node
-/// silently drops every frame it should relay while its links look healthy.
+/// `POST /api/v1/debug/blackhole {"enabled": true, "kinds": [...]}`: a gray
+/// failure — this node silently drops the frames it should relay (of `kinds`,
+/// or all) while its links look healthy.
 pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     let request: BlackholeRequest = parse_json(&body)?;
+    let every_kind = || (0..=u8::MAX).map_while(FrameKind::from_u8).collect::<Vec<_>>();
+    let kinds = match (request.enabled, &request.kinds) {
+        (false, _) => Vec::new(),
+        (true, None) => every_kind(),
+        (true, Some(names)) => names
+            .iter()
+            .map(|name| {
+                every_kind()
+                    .into_iter()
+                    .find(|kind| format!("{kind:?}") == *name)
+                    .ok_or_else(|| ApiError::bad_request("bad_kind", format!("no frame kind {name:?}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
     state
         .forwarder
-        .set_blackhole(request.enabled)
+        .set_blackhole(&kinds)
         .map_err(|e| ApiError::bad_request("debug_disabled", e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "blackhole": request.enabled })))
+    let names: Vec<String> = kinds.iter().map(|k| format!("{k:?}")).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "blackhole": names })))
 }
 
 #[derive(Deserialize)]

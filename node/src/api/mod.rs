@@ -1,6 +1,7 @@
 //! The node's HTTP server: dashboard, JSON API, `/health`, `/ready`, `/metrics`.
 
 mod alerts;
+pub mod auth;
 mod debug;
 pub mod error;
 mod messages;

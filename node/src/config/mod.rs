@@ -59,6 +59,16 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Worker threads serving HTTP. One is plenty for a node's API.
     pub workers: usize,
+    /// File holding the API's bearer token (first line). With a token, every
+    /// POST and DELETE needs `Authorization: Bearer <token>`; without one, they
+    /// are refused unless `listen` is a loopback address.
+    pub token_file: Option<PathBuf>,
+    /// The token itself, for `X0TTA6BL4_HTTP__TOKEN` (a file is better: it
+    /// stays out of the process environment and the config).
+    pub token: Option<String>,
+    /// Require the token for reads too (GET views, `/metrics`, the dashboard);
+    /// `/health` and `/ready` stay open for probes.
+    pub protect_reads: bool,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +76,29 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: 1,
+            token_file: None,
+            token: None,
+            protect_reads: false,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The API token: from `token_file` (first line, trimmed) or `token`.
+    pub fn api_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(file) = &self.token_file else {
+            return Ok(self.token.clone().filter(|t| !t.trim().is_empty()));
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+            key: "http.token_file",
+            problem: format!("cannot read {}: {e}", file.display()),
+        })?;
+        match text.lines().next().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(token) => Ok(Some(token.to_string())),
+            None => Err(ConfigError::Invalid {
+                key: "http.token_file",
+                problem: format!("{} is empty", file.display()),
+            }),
         }
     }
 }

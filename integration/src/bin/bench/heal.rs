@@ -16,6 +16,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use x0tta6bl4::launcher::ApiClient;
 
 use serde_json::{json, Value};
 use x0tta6bl4_integration::detour::{self, next_hop, A, A_B, B, C, FAST_HEALER};
@@ -83,7 +84,7 @@ struct Prober {
 impl Prober {
     fn start(net: &TestNet) -> Self {
         let (api, c, b) = (
-            net.node(A).api.clone(),
+            net.node(A).client(),
             net.node(C).peer_id.clone(),
             net.node(B).peer_id.clone(),
         );
@@ -99,7 +100,8 @@ impl Prober {
                 echoes.retain(|e| !e.is_finished());
                 echoes.push(std::thread::spawn(move || {
                     let at_ms = unix_ms();
-                    let answered = ureq::post(&format!("{api}/api/v1/ping"))
+                    let answered = api
+                        .request("POST", "/api/v1/ping")
                         .timeout(Duration::from_millis(ECHO_TIMEOUT_MS + 1_000))
                         .send_json(json!({ "to": c, "timeout_ms": ECHO_TIMEOUT_MS }))
                         .is_ok();
@@ -149,8 +151,8 @@ impl Drop for Prober {
 }
 
 /// `GET {api}{path}` as JSON, `None` on any failure.
-fn get_json(api: &str, path: &str) -> Option<Value> {
-    ureq::get(&format!("{api}{path}"))
+fn get_json(api: &ApiClient, path: &str) -> Option<Value> {
+    api.request("GET", path)
         .timeout(Duration::from_secs(2))
         .call()
         .ok()?
@@ -158,7 +160,7 @@ fn get_json(api: &str, path: &str) -> Option<Value> {
         .ok()
 }
 
-fn route_next_hop(api: &str, to: &str) -> Option<String> {
+fn route_next_hop(api: &ApiClient, to: &str) -> Option<String> {
     let routes = get_json(api, "/api/v1/routes")?;
     routes["routes"].as_array()?.iter().find(|r| r["destination"] == to)?["next_hop"]
         .as_str()
@@ -166,7 +168,7 @@ fn route_next_hop(api: &str, to: &str) -> Option<String> {
 }
 
 /// The loss `api`'s node reports on its link to `peer`, if they are linked.
-fn link_loss(api: &str, peer: &str) -> Option<f64> {
+fn link_loss(api: &ApiClient, peer: &str) -> Option<f64> {
     let peers = get_json(api, "/api/v1/peers")?;
     peers["peers"].as_array()?.iter().find(|p| p["peer_id"] == peer)?["loss"].as_f64()
 }

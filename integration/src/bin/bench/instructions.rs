@@ -75,7 +75,8 @@ pub fn run(quick: bool) {
     };
     let received = || c.get("/api/v1/bench/probes").ok()?["messages"].as_u64();
     let forwarded = || t.get("/api/v1/status").ok()?["messages"]["forwarded"].as_u64();
-    ureq::delete(&format!("{}/api/v1/bench/probes", c.api))
+    c.client()
+        .request("DELETE", "/api/v1/bench/probes")
         .call()
         .expect("reset counts");
     send(1);

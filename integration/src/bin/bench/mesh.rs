@@ -87,7 +87,7 @@ pub fn run(quick: bool) {
 /// Sends `count` probes from node 0 to `dst` as fast as the path takes them.
 fn blast(mesh: &TestMesh, dst: usize, count: u64) -> Value {
     let (src, dst) = (&mesh.nodes[0], &mesh.nodes[dst]);
-    let reset = ureq::delete(&format!("{}/api/v1/bench/probes", dst.api)).call();
+    let reset = dst.client().request("DELETE", "/api/v1/bench/probes").call();
     assert!(reset.is_ok(), "cannot reset probe stats: {reset:?}");
     let started = Instant::now();
     let sent = src
@@ -138,7 +138,7 @@ fn blast_data(mesh: &TestMesh, dst: usize, count: u64, size: usize) -> Value {
         .expect("data sent")
     };
     let reset = || {
-        let reset = ureq::delete(&format!("{}/api/v1/bench/probes", dst.api)).call();
+        let reset = dst.client().request("DELETE", "/api/v1/bench/probes").call();
         assert!(reset.is_ok(), "cannot reset message counts: {reset:?}");
     };
     reset();

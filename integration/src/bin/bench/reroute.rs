@@ -117,7 +117,7 @@ impl Overlay for X0tta {
         then: Duration,
         cut: &mut dyn FnMut(&mut TestNet),
     ) -> Vec<(u64, bool)> {
-        let echoes = Echoes::start(&net.node(0).api, &net.node(3).peer_id);
+        let echoes = Echoes::start(net.node(0).client(), &net.node(3).peer_id);
         std::thread::sleep(cut_after);
         cut(net);
         std::thread::sleep(then);
@@ -148,10 +148,10 @@ struct Echoes {
 }
 
 impl Echoes {
-    fn start(api: &str, to: &str) -> Self {
+    fn start(api: x0tta6bl4::launcher::ApiClient, to: &str) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let probes = Arc::new(Mutex::new(Vec::new()));
-        let (flag, record, api, to) = (running.clone(), probes.clone(), api.to_string(), to.to_string());
+        let (flag, record, to) = (running.clone(), probes.clone(), to.to_string());
         let thread = std::thread::spawn(move || {
             let mut echoes = Vec::new();
             while flag.load(Ordering::Relaxed) {
@@ -160,7 +160,8 @@ impl Echoes {
                 echoes.push(std::thread::spawn(move || {
                     let at = unix_ms();
                     // A send refused at once counts as a lost probe, as it would for ping.
-                    let answered = ureq::post(&format!("{api}/api/v1/ping"))
+                    let answered = api
+                        .request("POST", "/api/v1/ping")
                         .timeout(PROBE_TIMEOUT + Duration::from_secs(1))
                         .send_json(json!({ "to": to, "timeout_ms": PROBE_TIMEOUT.as_millis() as u64 }))
                         .is_ok();
