@@ -208,3 +208,44 @@ fn a_transit_node_that_drops_handshakes_cannot_keep_a_session_in_use_past_its_li
             .then_some(())
     });
 }
+
+/// The epoch of `peer`'s post-quantum keys as `node` knows them.
+fn known_epoch(node: &NodeProcess, peer: &NodeProcess) -> Option<u64> {
+    node.get("/api/v1/peers").ok()?["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["peer_id"] == peer.peer_id.as_str())?["pq_epoch"]
+        .as_u64()
+}
+
+#[test]
+fn keys_rotated_live_are_announced_in_beacons_and_used_by_new_handshakes() {
+    let env = mode("required");
+    let mut mesh = TestMesh::new();
+    let a = mesh.add_with("a", &[], false, &env);
+    let b = mesh.add_with("b", &[a], false, &env);
+    mesh.wait_route(b, a, 1, Duration::from_secs(20));
+    send(&mesh.nodes[b], &mesh.nodes[a], "before").expect("accepted");
+    wait_delivered(&mesh.nodes[a], "before");
+    let before = mesh.nodes[a].get("/api/v1/status").expect("status")["pq_epoch"].as_u64();
+    assert_eq!(known_epoch(&mesh.nodes[b], &mesh.nodes[a]), before);
+
+    let rotated = mesh.nodes[a].post("/api/v1/keys/rotate", &json!({})).expect("rotated");
+    let to = rotated["to"].as_u64().expect("new epoch");
+    assert_eq!(rotated["from"].as_u64(), before);
+    assert!(Some(to) > before);
+    assert_eq!(mesh.nodes[a].get("/api/v1/status").expect("status")["pq_epoch"], to);
+    // B learns the new binding from A's beacons, and the old one is now stale.
+    wait_for(Duration::from_secs(10), "B to learn A's new keys", || {
+        (known_epoch(&mesh.nodes[b], &mesh.nodes[a]) == Some(to)).then_some(())
+    });
+    // A node that joins now knows only the new keys: its handshake needs A's
+    // new static key (with the old one A could not finish it).
+    let c = mesh.add_with("c", &[a], false, &env);
+    mesh.wait_route(c, a, 1, Duration::from_secs(20));
+    send(&mesh.nodes[c], &mesh.nodes[a], "after the rotation").expect("accepted");
+    wait_delivered(&mesh.nodes[a], "after the rotation");
+    // B's session, made with the old keys, goes on until its rekey.
+    send(&mesh.nodes[b], &mesh.nodes[a], "still").expect("accepted");
+    wait_delivered(&mesh.nodes[a], "still");
+}

@@ -133,3 +133,14 @@ pub fn ping(target: &Target, peer: &str) -> anyhow::Result<()> {
     println!("reply from {peer}: time={rtt:.3} ms hops={}", text(&reply["hops"]));
     Ok(())
 }
+
+/// Rotates a running node's post-quantum keys.
+pub fn rotate_keys(target: &Target) -> anyhow::Result<()> {
+    let reply = post(target, "/api/v1/keys/rotate", serde_json::json!({}))?;
+    println!(
+        "post-quantum keys rotated: epoch {} -> {}; announced from the next beacon",
+        text(&reply["from"]),
+        text(&reply["to"])
+    );
+    Ok(())
+}

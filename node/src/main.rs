@@ -91,12 +91,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Replace the post-quantum keys with new ones of a later epoch (stop the
-    /// node first; it announces the new keys when it starts again).
+    /// Replace the post-quantum keys with new ones of a later epoch: a running
+    /// node's through its API (`--api`), else a stopped node's in its data dir.
     Rotate {
-        /// The node's TOML config file (for its data dir).
-        #[arg(long)]
+        /// The stopped node's TOML config file (for its data dir).
+        #[arg(long, conflicts_with = "api")]
         config: Option<PathBuf>,
+        /// Base URL of a running node's API.
+        #[arg(long)]
+        api: Option<String>,
+        /// The running node's API token.
+        #[arg(long, env = "X0TTA6BL4_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -131,7 +137,12 @@ fn main() -> anyhow::Result<()> {
             json,
         } => watch::run(bootstrap, seconds.map(std::time::Duration::from_secs), json),
         Command::Keys {
-            action: KeysCommand::Rotate { config },
+            action: KeysCommand::Rotate {
+                api: Some(api), token, ..
+            },
+        } => client::rotate_keys(&client::Target { api, token }),
+        Command::Keys {
+            action: KeysCommand::Rotate { config, .. },
         } => {
             let data_dir = config::NodeConfig::load(config.as_deref())?.data_dir();
             let rotated = keys::rotate(&data_dir)?;

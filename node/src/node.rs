@@ -109,9 +109,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             alerts.clone(),
             Some(bindings),
         ));
-        let pq_binding = sessions.announced_binding().cloned();
-        let forwarder =
-            Arc::new(Forwarder::new(peer_id, config.router.clone(), neighbours.clone()).with_sessions(sessions));
+        let pq_binding = sessions.announced_binding();
+        let forwarder = Arc::new(
+            Forwarder::new(peer_id, config.router.clone(), neighbours.clone()).with_sessions(sessions.clone()),
+        );
         network_handle.spawn(
             forwarder
                 .clone()
@@ -135,7 +136,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let mesh_handle = mesh::handle(MeshParts {
             config: config.mesh.clone(),
             name: config.name.clone(),
-            keypair,
+            keypair: keypair.clone(),
             store: store.clone(),
             frames: forwarder.clone(),
             neighbours,
@@ -174,7 +175,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
 
         let state = AppState {
             name: config.name.clone(),
-            mesh: mesh_handle,
+            mesh: mesh_handle.clone(),
             router,
             forwarder,
             telemetry,
@@ -184,6 +185,12 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             debug_hooks: config.router.fault_injection,
             policy,
             alerter,
+            keys: Arc::new(crate::keys::LiveKeys {
+                store: store.clone(),
+                keypair,
+                sessions,
+                mesh: mesh_handle.clone(),
+            }),
             started: Instant::now(),
         };
         let access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);

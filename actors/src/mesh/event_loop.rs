@@ -131,7 +131,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         awaited_dials: HashMap::new(),
         connections: HashMap::new(),
         seq: unix_ms(),
-        pq_check: shared.pq_beacons.as_ref().map(|_| Default::default()),
+        pq_check: shared.pq.read().signer.as_ref().map(|_| Default::default()),
         stalls: StallMeter::new(liveness_every),
         closing: HashSet::new(),
         light: LightPeers::new(config.max_light_peers),
@@ -707,6 +707,7 @@ impl EventLoop {
     }
 
     fn publish_beacon(&mut self) {
+        let pq = self.shared.pq.read().clone();
         self.seq += 1;
         let beacon = Beacon {
             peer_id: self.shared.local_peer_id.to_string(),
@@ -729,10 +730,10 @@ impl EventLoop {
                     avoided: link.avoided,
                 })
                 .collect(),
-            pq_binding: self.shared.pq_binding.clone(),
+            pq_binding: pq.binding,
             pq_signature: None,
         };
-        let (bytes, left_out) = beacon.encode_within_limits(self.shared.pq_beacons.as_deref());
+        let (bytes, left_out) = beacon.encode_within_limits(pq.signer.as_deref());
         if left_out > 0 {
             tracing::warn!(left_out, "more links than a beacon can list: the weakest left out");
         }

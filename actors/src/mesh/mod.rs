@@ -166,14 +166,31 @@ pub(crate) struct MeshShared {
     store: Store,
     neighbours: Arc<Neighbours>,
     frames: Arc<dyn FrameHandler>,
-    /// The key binding announced in beacons, base64.
-    pq_binding: Option<String>,
-    /// Signs beacons when post-quantum beacons are on.
-    pq_beacons: Option<Arc<x0tta6bl4_pqc::PqIdentity>>,
+    /// What beacons announce and sign with; replaced when keys rotate.
+    pq: parking_lot::RwLock<PqAnnouncement>,
     ready: AtomicBool,
     commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
     /// Neighbours whose links the healer asked to avoid (kept across loop restarts).
     avoided: parking_lot::Mutex<std::collections::HashSet<PeerId>>,
+}
+
+/// The post-quantum part of this node's beacons.
+#[derive(Clone, Default)]
+pub(crate) struct PqAnnouncement {
+    /// The key binding announced, base64.
+    pub(crate) binding: Option<String>,
+    /// Signs beacons when post-quantum beacons are on.
+    pub(crate) signer: Option<Arc<x0tta6bl4_pqc::PqIdentity>>,
+}
+
+impl PqAnnouncement {
+    fn new(binding: Option<&x0tta6bl4_pqc::KeyBinding>, signer: Option<Arc<x0tta6bl4_pqc::PqIdentity>>) -> Self {
+        use base64::Engine as _;
+        Self {
+            binding: binding.map(|b| base64::engine::general_purpose::STANDARD.encode(b.encode())),
+            signer,
+        }
+    }
 }
 
 /// Cheap, cloneable access to the mesh from other actors and the API.
@@ -187,6 +204,15 @@ impl MeshHandle {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.shared.local_peer_id
+    }
+
+    /// Announces `identity`'s keys from the next beacon on (after a key
+    /// rotation): its binding when `announce` (the node's pqc.mode is not
+    /// off), and signs with it when post-quantum beacons are on.
+    pub fn announce_keys(&self, identity: &Arc<x0tta6bl4_pqc::PqIdentity>, announce: bool) {
+        let mut pq = self.shared.pq.write();
+        let signer = pq.signer.as_ref().map(|_| identity.clone());
+        *pq = PqAnnouncement::new(announce.then(|| identity.binding()), signer);
     }
 
     /// Whether the swarm listens on at least one address.
@@ -294,11 +320,7 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
         store: parts.store,
         neighbours: parts.neighbours,
         frames: parts.frames,
-        pq_binding: parts.pq_binding.map(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.encode(b.encode())
-        }),
-        pq_beacons: parts.pq_beacons,
+        pq: parking_lot::RwLock::new(PqAnnouncement::new(parts.pq_binding.as_ref(), parts.pq_beacons)),
         ready: AtomicBool::new(false),
         avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
         commands: tokio::sync::Mutex::new(rx),

@@ -85,6 +85,11 @@ impl BindingBook {
         Some(keys)
     }
 
+    /// The epoch of `peer`'s binding, if one is known.
+    pub fn epoch(&mut self, peer: &PeerId) -> Option<u64> {
+        self.keys(peer)?.pq.map(|pq| pq.epoch)
+    }
+
     fn stored(&self, peer: &PeerId) -> Option<KeyBinding> {
         let bytes = self.persisted.as_ref()?.get(peer.to_bytes()).ok()??;
         KeyBinding::decode(&bytes).ok()

@@ -152,7 +152,11 @@ struct Unconfirmed {
 
 /// This node's end-to-end sessions.
 pub struct Sessions {
-    identity: Arc<PqIdentity>,
+    /// This node's keys; replaced whole when they rotate (sessions already
+    /// made keep theirs).
+    identity: parking_lot::RwLock<Arc<PqIdentity>>,
+    /// Its peer id (the same across rotations).
+    local: PeerId,
     mode: PqcMode,
     config: PqcConfig,
     rekey: RekeyPolicy,
@@ -193,7 +197,8 @@ impl Sessions {
             config.max_pending,
         );
         Self {
-            identity,
+            local: identity.peer_id(),
+            identity: parking_lot::RwLock::new(identity),
             mode,
             handshake_buckets,
             rekey: config.rekey(),
@@ -205,8 +210,26 @@ impl Sessions {
 
     /// The key binding to announce in beacons; `None` under `off`, where this
     /// node presents itself as classical-only.
-    pub fn announced_binding(&self) -> Option<&KeyBinding> {
-        (self.mode != PqcMode::Off).then(|| self.identity.binding())
+    pub fn announced_binding(&self) -> Option<KeyBinding> {
+        (self.mode != PqcMode::Off).then(|| self.identity().binding().clone())
+    }
+
+    /// The epoch of `peer`'s post-quantum keys, if this node knows them.
+    pub fn peer_epoch(&self, peer: &PeerId) -> Option<u64> {
+        self.state.lock().bindings.epoch(peer)
+    }
+
+    /// This node's current keys.
+    pub fn identity(&self) -> Arc<PqIdentity> {
+        self.identity.read().clone()
+    }
+
+    /// Takes `identity` (new keys of a later epoch, same peer id) for every
+    /// handshake from now on. Sessions already made keep their keys; an Init
+    /// made with the old binding is answered with the new one.
+    pub fn rotate_identity(&self, identity: Arc<PqIdentity>) {
+        tracing::info!(epoch = identity.epoch(), "post-quantum keys rotated");
+        *self.identity.write() = identity;
     }
 
     /// Learns `peer`'s keys from a beacon's binding (verified once per change;
@@ -222,7 +245,7 @@ impl Sessions {
     /// repeats) a handshake.
     pub fn outbound(&self, dst: PeerId, kind: FrameKind, id: u64, payload: Bytes) -> Result<Outbound, OutboundError> {
         let now = Instant::now();
-        let context = self.context(self.identity.peer_id(), dst, id);
+        let context = self.context(self.local, dst, id);
         let mut state = self.state.lock();
         let current = state.current.get(&dst).copied();
         if let Some(session) = current.and_then(|local| state.sessions.get_mut(&local)) {
@@ -406,7 +429,7 @@ impl Sessions {
     fn initiate(&self, state: &mut State, dst: PeerId, now: Instant) -> Result<Bytes, Reject> {
         let keys = peer_keys(&mut state.bindings, &dst).ok_or(Reject::BadBinding)?;
         let (initiator, init) =
-            Initiator::start(&self.identity, keys, self.mode).inspect_err(metrics::handshake_refused)?;
+            Initiator::start(&self.identity(), keys, self.mode).inspect_err(metrics::handshake_refused)?;
         let init = Bytes::from(init);
         let pending = Pending {
             initiator,
@@ -429,7 +452,7 @@ impl Sessions {
     pub fn open(&self, src: PeerId, id: u64, hops: u8, sealed: Bytes) -> Result<Option<Opened>, Reject> {
         let result = (|| {
             let (local, _) = frame_header(&sealed)?;
-            let context = self.context(src, self.identity.peer_id(), id);
+            let context = self.context(src, self.local, id);
             let mut state = self.state.lock();
             if let Some(session) = state.sessions.get_mut(&local) {
                 let opened = open_with(session, src, id, hops, &sealed, &context)?;
@@ -456,7 +479,7 @@ impl Sessions {
     pub fn forge_inits(&self, dst: PeerId, count: usize) -> Result<Vec<Bytes>, Reject> {
         let keys = peer_keys(&mut self.state.lock().bindings, &dst).ok_or(Reject::BadBinding)?;
         (0..count)
-            .map(|_| Initiator::start(&self.identity, keys.clone(), self.mode).map(|(_, init)| Bytes::from(init)))
+            .map(|_| Initiator::start(&self.identity(), keys.clone(), self.mode).map(|(_, init)| Bytes::from(init)))
             .collect()
     }
 
@@ -509,7 +532,7 @@ impl Sessions {
         let bindings = &mut state.bindings;
         let lookup = |peer: &PeerId| peer_keys(bindings, peer);
         let cookies = under_load.then_some(&mut state.cookies);
-        let response = Responder::respond(&self.identity, &src, message, self.mode, lookup, cookies, now)?;
+        let response = Responder::respond(&self.identity(), &src, message, self.mode, lookup, cookies, now)?;
         let answer = match response {
             Response::Reply { responder, reply } => {
                 state.responding.put(
@@ -554,7 +577,7 @@ impl Sessions {
             }
         }
         let keys = peer_keys(&mut state.bindings, &src).ok_or(Reject::BadBinding)?;
-        let (initiator, init) = Initiator::start(&self.identity, keys, self.mode)?;
+        let (initiator, init) = Initiator::start(&self.identity(), keys, self.mode)?;
         let init = Bytes::from(init);
         let pending = state.initiating.get_mut(&src).ok_or(Reject::UnknownHandshake)?;
         pending.initiator = initiator;
@@ -577,7 +600,7 @@ impl Sessions {
             .peek_mut(&src)
             .ok_or(Reject::UnknownHandshake)?
             .initiator
-            .finish(&self.identity, message, now)?;
+            .finish(&self.identity(), message, now)?;
         let pending = state.initiating.pop(&src).ok_or(Reject::UnknownHandshake)?;
         state.queued_bytes = state.queued_bytes.saturating_sub(queued_bytes(&pending.queue));
         let finish = Bytes::from(finish);
@@ -592,7 +615,7 @@ impl Sessions {
             },
         );
         session.limit_lifetime(&self.rekey);
-        let local = self.identity.peer_id();
+        let local = self.local;
         let flush = pending
             .queue
             .into_iter()
@@ -631,7 +654,7 @@ impl Sessions {
         let mut session = waiting.responder.complete(message, now)?;
         session.limit_lifetime(&self.rekey);
         let waiting = state.responding.pop(&local).ok_or(Reject::UnknownHandshake)?;
-        let me = self.identity.peer_id();
+        let me = self.local;
         let opened = waiting
             .early
             .into_iter()

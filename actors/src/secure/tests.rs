@@ -52,7 +52,7 @@ fn complete(a: &Sessions, b: &Sessions, init: bytes::Bytes) -> Vec<(u64, bytes::
 }
 
 fn peer_id(sessions: &Sessions) -> libp2p::PeerId {
-    sessions.identity.peer_id()
+    sessions.local
 }
 
 /// `message` with its last byte (inside the signature) changed.
@@ -67,8 +67,8 @@ fn with_last_byte_flipped(message: &[u8]) -> Vec<u8> {
 /// Each learns the other's keys; `a` queues a message for `b`, which starts a
 /// handshake. Returns the Init.
 fn introduce_and_start(a: &Sessions, b: &Sessions, id: u64, payload: &'static str) -> bytes::Bytes {
-    a.learn(peer_id(b), &b.identity.binding().clone());
-    b.learn(peer_id(a), &a.identity.binding().clone());
+    a.learn(peer_id(b), &b.identity().binding().clone());
+    b.learn(peer_id(a), &a.identity().binding().clone());
     a.outbound(peer_id(b), FrameKind::Data, id, payload.into())
         .expect("queued")
         .handshake
@@ -78,7 +78,7 @@ fn introduce_and_start(a: &Sessions, b: &Sessions, id: u64, payload: &'static st
 #[test]
 fn an_unanswered_init_is_due_again_after_the_resend_interval() {
     let (a, b) = (node(0), node(0));
-    let b_binding = b.identity.binding().clone();
+    let b_binding = b.identity().binding().clone();
     a.learn(peer_id(&b), &b_binding);
     let out = a
         .outbound(peer_id(&b), FrameKind::Data, 1, "hello".into())
@@ -91,7 +91,7 @@ fn an_unanswered_init_is_due_again_after_the_resend_interval() {
 #[test]
 fn an_init_is_not_due_before_the_resend_interval() {
     let (a, b) = (node(60_000), node(60_000));
-    a.learn(peer_id(&b), &b.identity.binding().clone());
+    a.learn(peer_id(&b), &b.identity().binding().clone());
     a.outbound(peer_id(&b), FrameKind::Data, 1, "hello".into())
         .expect("queued");
     assert!(a.due_handshakes().is_empty());
@@ -100,7 +100,7 @@ fn an_init_is_not_due_before_the_resend_interval() {
 #[test]
 fn a_responder_that_has_not_learnt_the_initiator_answers_once_it_has() {
     let (a, b) = (node(0), node(0));
-    a.learn(peer_id(&b), &b.identity.binding().clone());
+    a.learn(peer_id(&b), &b.identity().binding().clone());
     let init = a
         .outbound(peer_id(&b), FrameKind::Data, 7, "hello".into())
         .expect("queued")
@@ -109,7 +109,7 @@ fn a_responder_that_has_not_learnt_the_initiator_answers_once_it_has() {
     let refused = b.on_handshake(peer_id(&a), &init).err();
     assert_eq!(refused, Some(Reject::BindingUnknown));
 
-    b.learn(peer_id(&a), &a.identity.binding().clone());
+    b.learn(peer_id(&a), &a.identity().binding().clone());
     let (_, again) = a.due_handshakes().pop().expect("the init again");
     let reply = b
         .on_handshake(peer_id(&a), &again)
@@ -213,7 +213,7 @@ fn a_missing_binding_gives_a_hybrid_session_and_the_binding_outlives_a_restart()
     let tree = || Some(store.tree(super::bindings::TREE).expect("tree"));
     let a = node_with(PqcMode::Preferred, PqcConfig::default(), Arc::new(LogAlertSink), tree());
     let b = node_with(PqcMode::Preferred, PqcConfig::default(), Arc::new(LogAlertSink), None);
-    b.learn(peer_id(&a), &a.identity.binding().clone());
+    b.learn(peer_id(&a), &a.identity().binding().clone());
     // A has not learnt B's binding (a start race, an eviction): v1 sent a
     // classical-only offer and B accepted it. Now A asks; B answers with its
     // binding; A starts again hybrid.
@@ -232,7 +232,7 @@ fn a_missing_binding_gives_a_hybrid_session_and_the_binding_outlives_a_restart()
     assert_eq!(&opened.payload[..], b"hello");
     // Restarted, A still knows B is PQ-capable: its first Init is hybrid.
     let a_again = Sessions::new(
-        a.identity.clone(),
+        a.identity(),
         PqcMode::Preferred,
         PqcConfig::default(),
         Arc::new(LogAlertSink),

@@ -48,6 +48,8 @@ pub struct AppState {
     pub policy: Arc<x0tta6bl4_actors::policy::Policy>,
     /// The alerter (outbox, firing alerts).
     pub alerter: Arc<x0tta6bl4_actors::alerter::Alerter>,
+    /// The post-quantum keys, rotated live.
+    pub keys: Arc<crate::keys::LiveKeys>,
     /// Start time, for uptime.
     pub started: Instant,
 }
@@ -108,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/alerts", web::post().to(alerts::fire))
                 .route("/alerts/resolve", web::post().to(alerts::resolve))
                 .route("/healing/rollback", web::post().to(views::rollback_last_action))
+                .route("/keys/rotate", web::post().to(views::rotate_keys))
                 .route("/quarantine", web::get().to(telemetry::list_quarantine))
                 .route("/quarantine", web::post().to(telemetry::quarantine))
                 .route("/quarantine", web::delete().to(telemetry::release))

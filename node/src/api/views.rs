@@ -39,6 +39,7 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         "uptime_s": state.started.elapsed().as_secs(),
         "peers_connected": mesh.peers.len(),
         "light_peers": mesh.light.len(),
+        "pq_epoch": state.keys.epoch(),
         "routes": state.forwarder.table().len(),
         "messages": {
             "sent": counters.sent.load(Ordering::Relaxed),
@@ -71,6 +72,8 @@ struct PeerView {
     avoided_by_us: bool,
     /// The peer's healer routes around its link to this node (its beacon says).
     avoided_by_peer: bool,
+    /// The epoch of the peer's post-quantum keys as this node knows them.
+    pq_epoch: Option<u64>,
     beacon_age_ms: Option<u64>,
     next_hop: Option<String>,
     hops: Option<u32>,
@@ -96,6 +99,7 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 loss: link.map(|l| l.loss),
                 avoided_by_us: mesh.avoided.iter().any(|p| p.to_string() == node.peer_id),
                 avoided_by_peer: node.avoids_link_to_us,
+                pq_epoch: node.peer_id.parse().ok().and_then(|peer| pq_epoch(&state, &peer)),
                 beacon_age_ms: Some(node.beacon_age_ms),
                 next_hop: node.route.as_ref().map(|r| r.next_hop.clone()),
                 hops: node.route.as_ref().map(|r| r.hops),
@@ -116,6 +120,7 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 loss: Some(link.loss),
                 avoided_by_us: mesh.avoided.contains(&link.peer),
                 avoided_by_peer: false,
+                pq_epoch: pq_epoch(&state, &link.peer),
                 beacon_age_ms: None,
                 next_hop: None,
                 hops: None,
@@ -133,11 +138,17 @@ pub async fn peers(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         loss: None,
         avoided_by_us: false,
         avoided_by_peer: false,
+        pq_epoch: None,
         beacon_age_ms: None,
         next_hop: None,
         hops: None,
     }));
     Ok(HttpResponse::Ok().json(serde_json::json!({ "peers": views })))
+}
+
+/// The epoch of `peer`'s post-quantum keys, as the sessions know it.
+fn pq_epoch(state: &AppState, peer: &x0tta6bl4_actors::libp2p::PeerId) -> Option<u64> {
+    state.forwarder.sessions()?.peer_epoch(peer)
 }
 
 /// `GET /api/v1/routes`
@@ -205,4 +216,14 @@ pub async fn rollback_last_action(state: web::Data<AppState>) -> Result<HttpResp
             "the rollback stack is empty",
         )),
     }
+}
+
+/// `POST /api/v1/keys/rotate`: new post-quantum keys of a later epoch, used
+/// for new handshakes and announced from the next beacon.
+pub async fn rotate_keys(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let rotated = state
+        .keys
+        .rotate()
+        .map_err(|e| ApiError::unavailable(format!("cannot store the new keys: {e}")))?;
+    Ok(HttpResponse::Ok().json(rotated))
 }
