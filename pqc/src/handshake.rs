@@ -267,7 +267,7 @@ impl Initiator {
             _ => return Err(Reject::Malformed("suite not offered")),
         };
         self.spent = true;
-        let session = Session::new(self.local_id, remote_id, self.peer.peer_id, suite, keys, now);
+        let session = Session::new(self.local_id, remote_id, self.peer.peer_id, suite, keys, true, now);
         Ok((session, finish))
     }
 }
@@ -460,6 +460,7 @@ impl Responder {
             self.peer.peer_id,
             self.suite,
             keys,
+            false,
             now,
         ))
     }

@@ -79,6 +79,8 @@ pub struct Session {
     pub peer: PeerId,
     /// The key exchange used.
     pub suite: Suite,
+    /// Whether this end started the handshake.
+    pub initiated: bool,
     /// When the handshake completed.
     pub established: Instant,
     /// Past this age the session neither seals nor opens.
@@ -96,6 +98,7 @@ impl Session {
         peer: PeerId,
         suite: Suite,
         keys: SessionKeys,
+        initiated: bool,
         now: Instant,
     ) -> Self {
         Self {
@@ -103,6 +106,7 @@ impl Session {
             remote_id,
             peer,
             suite,
+            initiated,
             established: now,
             lifetime: RekeyPolicy::default().lifetime(),
             // The cipher states wipe their keys when dropped (feature `zeroize`).

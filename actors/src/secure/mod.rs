@@ -683,7 +683,8 @@ impl Sessions {
         })
     }
 
-    /// Makes `session` the current one with its peer; the one it replaces
+    /// Makes `session` the current one with its peer (unless a handshake
+    /// the peer started at the same time wins, see below); the one left out
     /// still opens frames for `handshake_timeout_ms`.
     fn install(&self, state: &mut State, session: Session, now: Instant) {
         metrics::established(session.suite);
@@ -699,12 +700,32 @@ impl Sessions {
                 .label("peer", session.peer.to_string()),
             );
         }
-        if let Some(previous) = state.current.put(session.peer, session.local_id) {
-            let grace = Duration::from_millis(self.config.handshake_timeout_ms);
-            state.retiring.push_back((previous, now + grace));
+        let grace = Duration::from_millis(self.config.handshake_timeout_ms);
+        // Both ends may start a handshake at once and each end up with two new
+        // sessions: both must keep the same one (the one whose initiator has
+        // the smaller peer id), or each seals with the one the other retires.
+        let current = state.current.peek(&session.peer).copied();
+        let keep_current = current.and_then(|id| state.sessions.peek(&id)).is_some_and(|held| {
+            now.duration_since(held.established) < grace
+                && self.initiator_of(held).to_bytes() < self.initiator_of(&session).to_bytes()
+        });
+        let retired = match keep_current {
+            true => Some(session.local_id),
+            false => state.current.put(session.peer, session.local_id),
+        };
+        if let Some(retired) = retired {
+            state.retiring.push_back((retired, now + grace));
         }
         state.sessions.put(session.local_id, session);
         metrics::sessions(state.sessions.len());
+    }
+
+    /// The peer that started `session`'s handshake.
+    fn initiator_of(&self, session: &Session) -> PeerId {
+        match session.initiated {
+            true => self.local,
+            false => session.peer,
+        }
     }
 
     /// Alerts on a refusal of a Reply that passed its key confirmation or

@@ -366,3 +366,57 @@ fn a_frame_whose_header_id_was_changed_fails_to_open() {
     );
     assert!(b.open(peer_id(&a), 7, 1, sealed).expect("opens").is_some());
 }
+
+#[test]
+fn simultaneous_handshakes_leave_both_ends_on_the_same_session() {
+    let config = PqcConfig {
+        handshake_timeout_ms: 200,
+        ..PqcConfig::default()
+    };
+    let a = node_with(PqcMode::Required, config.clone(), Arc::new(LogAlertSink), None);
+    let b = node_with(PqcMode::Required, config, Arc::new(LogAlertSink), None);
+    let init_a = introduce_and_start(&a, &b, 1, "from a");
+    let init_b = b
+        .outbound(peer_id(&a), FrameKind::Data, 2, "from b".into())
+        .expect("queued")
+        .handshake
+        .expect("an init");
+    // The Inits cross; each end answers the other's and finishes its own.
+    let reply_to_a = b
+        .on_handshake(peer_id(&a), &init_a)
+        .expect("reply")
+        .answer
+        .expect("reply");
+    let reply_to_b = a
+        .on_handshake(peer_id(&b), &init_b)
+        .expect("reply")
+        .answer
+        .expect("reply");
+    let step_a = a.on_handshake(peer_id(&b), &reply_to_a).expect("finish");
+    let step_b = b.on_handshake(peer_id(&a), &reply_to_b).expect("finish");
+    b.on_handshake(peer_id(&a), &step_a.answer.expect("finish"))
+        .expect("complete");
+    a.on_handshake(peer_id(&b), &step_b.answer.expect("finish"))
+        .expect("complete");
+    let (id, sealed) = step_a.flush[0].clone();
+    assert!(b.open(peer_id(&a), id, 1, sealed).expect("opens").is_some());
+    // Past the grace, the session each end left out is gone: had they kept
+    // different ones, neither could open the other's frames now.
+    std::thread::sleep(Duration::from_millis(1_100));
+    a.due_handshakes();
+    b.due_handshakes();
+    let there = a
+        .outbound(peer_id(&b), FrameKind::Data, 3, "there".into())
+        .expect("sealed");
+    let opened = b
+        .open(peer_id(&a), 3, 1, there.sealed.expect("sealed"))
+        .expect("b opens a's frame");
+    assert_eq!(&opened.expect("delivered").payload[..], b"there");
+    let back = b
+        .outbound(peer_id(&a), FrameKind::Data, 4, "back".into())
+        .expect("sealed");
+    let opened = a
+        .open(peer_id(&b), 4, 1, back.sealed.expect("sealed"))
+        .expect("a opens b's frame");
+    assert_eq!(&opened.expect("delivered").payload[..], b"back");
+}
