@@ -84,8 +84,9 @@ impl Store {
         Ok(seeds)
     }
 
-    /// Replaces the post-quantum keys with new ones of a later epoch (the node
-    /// announces them from its next start); returns the new seeds.
+    /// Replaces the post-quantum keys with new ones of a later epoch; returns
+    /// the new seeds (a running node announces them at once, see
+    /// `x0tta6bl4::keys`; a stopped one when it starts).
     pub fn rotate_pq_seeds(&self) -> Result<x0tta6bl4_pqc::PqSeeds, StoreError> {
         let seeds = self.load_or_create_pq_seeds()?.rotate();
         self.store_pq_seeds(&seeds)?;

@@ -20,11 +20,11 @@ pub struct Target {
 impl Target {
     /// A request to `path` of the node, with the token if one is given.
     fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let request = ureq::request(method, &format!("{}{path}", self.api.trim_end_matches('/')));
-        match &self.token {
-            Some(token) => request.set("Authorization", &format!("Bearer {token}")),
-            None => request,
-        }
+        let client = crate::launcher::ApiClient {
+            api: self.api.trim_end_matches('/').to_string(),
+            token: self.token.clone(),
+        };
+        client.request(method, path)
     }
 }
 

@@ -85,9 +85,12 @@ impl BindingBook {
         Some(keys)
     }
 
-    /// The epoch of `peer`'s binding, if one is known.
-    pub fn epoch(&mut self, peer: &PeerId) -> Option<u64> {
-        self.keys(peer)?.pq.map(|pq| pq.epoch)
+    /// The epoch of `peer`'s binding, if one is known (in memory or in sled).
+    pub fn epoch(&self, peer: &PeerId) -> Option<u64> {
+        match self.known.peek(peer) {
+            Some(known) => Some(known.binding.epoch),
+            None => self.stored(peer).map(|binding| binding.epoch),
+        }
     }
 
     fn stored(&self, peer: &PeerId) -> Option<KeyBinding> {

@@ -569,13 +569,10 @@ impl Sessions {
             return Err(Reject::UnknownHandshake);
         }
         let binding = pending.initiator.capability(message)?;
-        match state.bindings.learn(src, &binding) {
-            Ok(_) => {}
-            Err(reason) => {
-                metrics::binding_rejected(&reason);
-                return Err(reason);
-            }
-        }
+        state
+            .bindings
+            .learn(src, &binding)
+            .inspect_err(metrics::binding_rejected)?;
         let keys = peer_keys(&mut state.bindings, &src).ok_or(Reject::BadBinding)?;
         let (initiator, init) = Initiator::start(&self.identity(), keys, self.mode)?;
         let init = Bytes::from(init);

@@ -134,15 +134,16 @@ struct BlackholeRequest {
 pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     let request: BlackholeRequest = parse_json(&body)?;
-    let every_kind = || (0..=u8::MAX).map_while(FrameKind::from_u8).collect::<Vec<_>>();
+    let every_kind: Vec<FrameKind> = (0..=u8::MAX).map_while(FrameKind::from_u8).collect();
     let kinds = match (request.enabled, &request.kinds) {
         (false, _) => Vec::new(),
-        (true, None) => every_kind(),
+        (true, None) => every_kind,
         (true, Some(names)) => names
             .iter()
             .map(|name| {
-                every_kind()
-                    .into_iter()
+                every_kind
+                    .iter()
+                    .copied()
                     .find(|kind| format!("{kind:?}") == *name)
                     .ok_or_else(|| ApiError::bad_request("bad_kind", format!("no frame kind {name:?}")))
             })
