@@ -36,6 +36,9 @@ pub struct HealerConfig {
     pub probes: u32,
     /// Timeout of one echo (ms).
     pub probe_timeout_ms: u64,
+    /// Share of echoes (0..=1) that must come back after an action for it to
+    /// count as verified.
+    pub verified_delivery: f64,
     /// Dial timeout of a redial (ms).
     pub dial_timeout_ms: u64,
     /// Seconds an action that was rolled back is not tried again on the same target.
@@ -63,6 +66,7 @@ impl Default for HealerConfig {
             verify_ms: 3_000,
             probes: 5,
             probe_timeout_ms: 500,
+            verified_delivery: 0.8,
             dial_timeout_ms: 2_000,
             cooldown_secs: 60,
             restore_after_secs: 60,

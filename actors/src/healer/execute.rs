@@ -49,19 +49,22 @@ pub struct Execution {
 /// The verdict after the verification window.
 #[derive(Debug)]
 pub enum Verdict {
-    /// The symptom is gone; recovery observed at this instant.
+    /// Delivery to the affected destinations, probed before and after, is
+    /// healthy after: recovery observed at this instant.
     Recovered(Instant, String),
     /// The action made delivery worse: undo it.
     Worse(String),
     /// The action did not take (e.g. the redialled link dropped again).
     NotRecovered(String),
+    /// Carried out, but there was nothing to probe: no evidence either way.
+    Unverified(String),
 }
 
 /// Carries out `action`: one attempt per breaker permit, retried with full-jitter
-/// backoff up to `retry.max_retries` times. A route switch first sends its
-/// baseline probes over the route in use, but does not wait for their answers
-/// (on a lossy link that took up to `probes × probe_timeout_ms`, all of it
-/// added to the outage).
+/// backoff up to `retry.max_retries` times. The baseline probes to the
+/// affected destinations leave before the action but are not awaited (on a
+/// lossy link that took up to `probes × probe_timeout_ms`, all of it added to
+/// the outage).
 pub async fn execute(
     effectors: Effectors,
     action: Action,
@@ -69,15 +72,8 @@ pub async fn execute(
     config: HealerConfig,
     retry: BreakerConfig,
 ) -> Execution {
-    let baseline = async {
-        match action {
-            Action::SwitchRoute { .. } if !affected.is_empty() => {
-                Some(delivery(&effectors.sources.forwarder, &affected, &config).await)
-            }
-            _ => None,
-        }
-    };
-    // `join!` polls the baseline first, so its probes leave before the switch.
+    let baseline = delivery(&effectors.sources.forwarder, &affected, &config);
+    // `join!` polls the baseline first, so its probes leave before the action.
     let (baseline, mut execution) = futures::join!(baseline, attempt(&effectors, &action, &config, &retry));
     execution.baseline = baseline;
     execution
@@ -239,7 +235,10 @@ pub async fn undo(effectors: &Effectors, action: &Action) -> Result<String, Stri
     }
 }
 
-/// Judges an action after the verification window.
+/// Judges an action after the verification window. A quarantine is judged by
+/// what it does (the peer is cut off); every other action by delivery to the
+/// destinations it affects, probed before and after ([`judge`]), plus, for a
+/// redial or failover, the links it was meant to bring up.
 pub async fn verify(
     effectors: Effectors,
     action: Action,
@@ -257,55 +256,69 @@ pub async fn verify(
             .unwrap_or_default()
     };
     match &action {
-        Action::SwitchRoute { .. } => {
-            if affected.is_empty() {
-                return Verdict::Recovered(Instant::now(), "no route used the link".into());
-            }
-            let after = delivery(&sources.forwarder, &affected, &config).await;
-            let before = baseline.unwrap_or(0.0);
-            let detail = format!("delivery {:.0} % before, {:.0} % after", before * 100.0, after * 100.0);
-            // Worse: clearly less delivered than before, or nothing at all (then
-            // the previous state cannot be worse, so going back costs nothing).
-            if after + 0.2 < before || after == 0.0 {
-                Verdict::Worse(detail)
-            } else {
-                Verdict::Recovered(Instant::now(), detail)
+        Action::Quarantine { peer, .. } => {
+            return match peer.parse() {
+                Ok(peer) if !connected().await.contains(&peer) => {
+                    Verdict::Recovered(Instant::now(), "peer cut off".into())
+                }
+                _ => Verdict::NotRecovered("peer still connected".into()),
+            };
+        }
+        Action::Redial { peer, .. } => {
+            let up = match peer.parse() {
+                Ok(peer) => connected().await.contains(&peer),
+                Err(_) => false,
+            };
+            if !up {
+                return Verdict::NotRecovered("link dropped again".into());
             }
         }
-        Action::Redial { peer, .. } => match peer.parse() {
-            Ok(peer) if connected().await.contains(&peer) => Verdict::Recovered(Instant::now(), "link up".into()),
-            _ => Verdict::NotRecovered("link dropped again".into()),
-        },
-        Action::Quarantine { peer, .. } => match peer.parse() {
-            Ok(peer) if !connected().await.contains(&peer) => Verdict::Recovered(Instant::now(), "peer cut off".into()),
-            _ => Verdict::NotRecovered("peer still connected".into()),
-        },
-        Action::Failover { .. } if !connected().await.is_empty() => {
-            Verdict::Recovered(Instant::now(), "links up".into())
+        Action::Failover { .. } => {
+            if connected().await.is_empty() {
+                return Verdict::NotRecovered("still isolated".into());
+            }
         }
-        Action::Failover { .. } => Verdict::NotRecovered("still isolated".into()),
-        Action::RestartActor { .. } => match sources.mesh.status().await {
-            Ok(_) => Verdict::Recovered(Instant::now(), "mesh answers".into()),
-            Err(e) => Verdict::NotRecovered(e.to_string()),
-        },
+        Action::SwitchRoute { .. } | Action::RestartActor { .. } => {}
+    }
+    let after = delivery(&sources.forwarder, &affected, &config).await;
+    let undoable = matches!(action, Action::SwitchRoute { .. });
+    judge(baseline, after, undoable, config.verified_delivery)
+}
+
+/// The verdict from delivery before and after an action (shares of echoes
+/// answered, `None` when nothing was probed). Verified only with both
+/// measurements and at least `healthy` delivered after. An undoable action
+/// that clearly lowered delivery, or left none, is `Worse`.
+pub fn judge(before: Option<f64>, after: Option<f64>, undoable: bool, healthy: f64) -> Verdict {
+    let (Some(before), Some(after)) = (before, after) else {
+        return Verdict::Unverified("no affected destination to probe".into());
+    };
+    let detail = format!("delivery {:.0} % before, {:.0} % after", before * 100.0, after * 100.0);
+    if undoable && (after + 0.2 < before || after == 0.0) {
+        Verdict::Worse(detail)
+    } else if after >= healthy {
+        Verdict::Recovered(Instant::now(), detail)
+    } else {
+        Verdict::NotRecovered(detail)
     }
 }
 
-/// Share of routed echoes to `destinations` that came back in time.
-pub async fn delivery(forwarder: &Arc<Forwarder>, destinations: &[PeerId], config: &HealerConfig) -> f64 {
+/// Share of routed echoes to `destinations` that came back in time; `None`
+/// when there is no destination (nothing measured is no evidence).
+pub async fn delivery(forwarder: &Arc<Forwarder>, destinations: &[PeerId], config: &HealerConfig) -> Option<f64> {
+    let total = config
+        .probes
+        .saturating_mul(u32::try_from(destinations.len()).unwrap_or(u32::MAX));
+    if total == 0 {
+        return None;
+    }
     let timeout = Duration::from_millis(config.probe_timeout_ms);
     // All probes leave at once: each waits for its own answer only.
     let probes = destinations
         .iter()
         .flat_map(|dst| (0..config.probes).map(move |_| forwarder.echo(*dst, timeout)));
     let ok = join_all(probes).await.iter().filter(|reply| reply.is_ok()).count() as u32;
-    let total = config
-        .probes
-        .saturating_mul(u32::try_from(destinations.len()).unwrap_or(u32::MAX));
-    if total == 0 {
-        return 1.0;
-    }
-    f64::from(ok) / f64::from(total)
+    Some(f64::from(ok) / f64::from(total))
 }
 
 fn parse(peer: &str) -> Result<PeerId, String> {
@@ -314,4 +327,50 @@ fn parse(peer: &str) -> Result<PeerId, String> {
 
 fn multiaddrs(addrs: &[String]) -> Vec<Multiaddr> {
     addrs.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{judge, Verdict};
+
+    #[test]
+    fn nothing_probed_is_unverified_never_recovered() {
+        for (before, after) in [(None, None), (Some(1.0), None), (None, Some(1.0))] {
+            assert!(
+                matches!(judge(before, after, true, 0.8), Verdict::Unverified(_)),
+                "{before:?} → {after:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn healthy_delivery_after_is_recovered_with_both_figures() {
+        let Verdict::Recovered(_, detail) = judge(Some(0.4), Some(1.0), true, 0.8) else {
+            panic!("40 % → 100 % is a recovery");
+        };
+        assert_eq!(detail, "delivery 40 % before, 100 % after");
+    }
+
+    #[test]
+    fn weak_delivery_after_is_not_recovered() {
+        assert!(matches!(
+            judge(Some(0.0), Some(0.6), false, 0.8),
+            Verdict::NotRecovered(_)
+        ));
+        assert!(matches!(
+            judge(Some(0.7), Some(0.6), true, 0.8),
+            Verdict::NotRecovered(_)
+        ));
+    }
+
+    #[test]
+    fn an_undoable_action_that_lowered_delivery_is_worse() {
+        assert!(matches!(judge(Some(1.0), Some(0.6), true, 0.5), Verdict::Worse(_)));
+        assert!(matches!(judge(Some(0.0), Some(0.0), true, 0.8), Verdict::Worse(_)));
+        // Nothing to undo: the same figures are only a failure.
+        assert!(matches!(
+            judge(Some(1.0), Some(0.0), false, 0.8),
+            Verdict::NotRecovered(_)
+        ));
+    }
 }

@@ -15,8 +15,12 @@ const ROLLBACK_TREE: &str = "healing_rollback";
 pub enum Outcome {
     /// Carried out; verification pending.
     Executed,
-    /// Verified: the symptom is gone.
+    /// Verified: delivery to the affected destinations was probed before and
+    /// after, and is healthy after.
     Verified,
+    /// Carried out, but nothing could show whether it helped (no destination
+    /// to probe); never counted in MTTR.
+    Unverified,
     /// The attempt failed.
     Failed,
     /// The breaker or the rate limiter refused it.
@@ -33,6 +37,7 @@ impl Outcome {
         match self {
             Outcome::Executed => "executed",
             Outcome::Verified => "verified",
+            Outcome::Unverified => "unverified",
             Outcome::Failed => "failed",
             Outcome::Refused => "refused",
             Outcome::RolledBack => "rolled_back",

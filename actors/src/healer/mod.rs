@@ -126,6 +126,9 @@ pub struct HealerActor {
 /// back again when the loss estimate dips; the healer pins such a link.
 const CARRY_MEMORY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Destinations probed before and after an actor restart.
+const RESTART_PROBED: usize = 8;
+
 impl HealerActor {
     /// A healer acting through `effectors`, remembering in `knowledge`.
     pub fn new(
@@ -240,19 +243,7 @@ impl HealerActor {
     fn start(&mut self, planned: Planned, ctx: &mut Context<Self>) {
         let key = (planned.action.kind(), planned.action.target());
         self.in_flight.insert(key);
-        let affected: Vec<PeerId> = match &planned.action {
-            // Destinations whose routes used the link lately: their delivery
-            // is what the switch changes.
-            Action::SwitchRoute { peer } => self
-                .carried
-                .keys()
-                .filter(|(_, next)| next.to_string() == *peer)
-                .map(|(dst, _)| *dst)
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect(),
-            _ => Vec::new(),
-        };
+        let affected = self.affected_by(&planned.action);
         let rollback_key =
             self.knowledge
                 .push_rollback(&planned.action)
@@ -273,6 +264,29 @@ impl HealerActor {
         ctx.spawn(run.into_actor(self).map(move |execution, healer, ctx| {
             healer.executed(pending, execution, ctx);
         }));
+    }
+
+    /// The destinations whose delivery shows whether `action` worked: those
+    /// whose routes used an avoided link lately; the redialled or failed-over
+    /// peers themselves; for a restart, destinations routed lately (up to
+    /// [`RESTART_PROBED`]). A quarantine is judged without probes.
+    fn affected_by(&self, action: &Action) -> Vec<PeerId> {
+        let carried_over = |hop: Option<&str>| -> Vec<PeerId> {
+            let destinations: HashSet<PeerId> = self
+                .carried
+                .keys()
+                .filter(|(_, next)| hop.is_none_or(|hop| next.to_string() == hop))
+                .map(|(dst, _)| *dst)
+                .collect();
+            destinations.into_iter().collect()
+        };
+        match action {
+            Action::SwitchRoute { peer } => carried_over(Some(peer)),
+            Action::Redial { peer, .. } => peer.parse().into_iter().collect(),
+            Action::Failover { peers } => peers.iter().filter_map(|(p, _)| p.parse().ok()).collect(),
+            Action::RestartActor { .. } => carried_over(None).into_iter().take(RESTART_PROBED).collect(),
+            Action::Quarantine { .. } => Vec::new(),
+        }
     }
 
     fn executed(&mut self, pending: Pending, execution: Execution, ctx: &mut Context<Self>) {
@@ -364,6 +378,7 @@ impl HealerActor {
                 self.note(&pending.planned, Outcome::Verified, detail, Some(mttr));
             }
             Verdict::NotRecovered(detail) => self.note(&pending.planned, Outcome::Failed, detail, None),
+            Verdict::Unverified(detail) => self.note(&pending.planned, Outcome::Unverified, detail, None),
             Verdict::Worse(detail) => {
                 self.cooling.insert(key, Instant::now() + self.config.cooldown());
                 let taken = pending

@@ -358,6 +358,9 @@ impl NodeConfig {
         if !(0.0..=1.0).contains(&self.healer.loss_threshold) {
             return invalid("healer.loss_threshold", "must be between 0 and 1");
         }
+        if !(0.0..=1.0).contains(&self.healer.verified_delivery) {
+            return invalid("healer.verified_delivery", "must be between 0 and 1");
+        }
         if self.healer.quarantine_secs == 0 {
             return invalid("healer.quarantine_secs", "must be at least 1");
         }
