@@ -13,6 +13,7 @@ const RETRANSMITTED: &str = "x0tta_router_reliable_retransmissions_total";
 const ACKNOWLEDGED: &str = "x0tta_router_reliable_acknowledged_total";
 const RECOMPUTE: &str = "x0tta_router_recompute_seconds";
 const NEXT_HOP_CHANGES: &str = "x0tta_router_next_hop_changes_total";
+const ADMISSION: &str = "x0tta_router_full_database_decisions_total";
 
 /// Registers help texts of every router metric.
 pub fn describe() {
@@ -40,6 +41,10 @@ pub fn describe() {
         "Destinations whose primary next hop changed on a routing table rebuild"
     );
     metrics::counter!(NEXT_HOP_CHANGES).absolute(0);
+    metrics::describe_counter!(
+        ADMISSION,
+        "Beacons of unknown nodes while the link-state database was full: evicted \"unreachable\" or \"fair_share\", refused \"unattached\" or \"group_full\""
+    );
 }
 
 pub(super) fn rejected(reason: RejectReason) {
@@ -78,4 +83,8 @@ pub(super) fn retransmitted() {
 
 pub(super) fn acknowledged() {
     metrics::counter!(ACKNOWLEDGED).increment(1);
+}
+
+pub(super) fn admission(decision: &'static str) {
+    metrics::counter!(ADMISSION, "decision" => decision).increment(1);
 }

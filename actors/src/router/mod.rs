@@ -6,6 +6,7 @@
 //! on the network runtime without waiting for the actor. A link-down event
 //! recomputes at once; the forwarder has already switched to the backup hop by then.
 
+mod admission;
 pub mod byzantine;
 pub mod config;
 pub mod fair_share;
@@ -15,6 +16,8 @@ pub mod graph;
 pub mod inbox;
 mod metrics;
 pub mod reliable;
+#[cfg(test)]
+mod sybil_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
@@ -104,6 +107,8 @@ pub struct RouterActor {
     drifted: bool,
     last_failure: Option<String>,
     judge: byzantine::Judge,
+    /// Who may enter the database when it is full.
+    admission: admission::Admission,
     policy: Arc<Policy>,
     policy_reload: Duration,
 }
@@ -132,6 +137,7 @@ impl RouterActor {
             drifted: false,
             last_failure: None,
             judge: byzantine::Judge::default(),
+            admission: admission::Admission::default(),
             policy,
             policy_reload,
         }
@@ -140,11 +146,12 @@ impl RouterActor {
     fn expire(&mut self) {
         let expiry = Duration::from_millis(self.config.beacon_expiry_ms);
         let before = self.nodes.len();
-        let judge = &mut self.judge;
+        let (judge, admission) = (&mut self.judge, &mut self.admission);
         self.nodes.retain(|peer, n| {
             let fresh = n.received.elapsed() < expiry;
             if !fresh {
                 judge.forget_claims(peer);
+                admission.forget(peer);
             }
             fresh
         });
@@ -172,6 +179,7 @@ impl RouterActor {
             .filter(|(dest, route)| previous.get(*dest).is_some_and(|old| old.next != route.next))
             .count();
         metrics::routes(table.len(), changed, started.elapsed().as_secs_f64());
+        self.admission.rebuild(&table);
         self.forwarder.install_table(table);
         self.dirty = false;
         self.drifted = false;
@@ -203,8 +211,7 @@ impl RouterActor {
                 // Gossip can deliver an older beacon after a newer one.
                 return;
             }
-        } else if self.nodes.len() >= self.config.max_nodes {
-            tracing::warn!(peer = %beacon.peer, max = self.config.max_nodes, "link-state database full, beacon ignored");
+        } else if self.nodes.len() >= self.config.max_nodes && !self.make_room(&beacon) {
             return;
         }
         if let (Some(binding), Some(sessions)) = (&beacon.binding, self.forwarder.sessions()) {
@@ -240,6 +247,44 @@ impl RouterActor {
         );
         self.dirty |= changed;
         self.drifted |= drifted;
+    }
+
+    /// Where a node not yet known attaches to the graph: the group (first hop)
+    /// and hop count it would have through a link that both it and a known
+    /// end report.
+    fn attachment(&self, beacon: &crate::mesh::beacon::ValidBeacon) -> Option<(PeerId, u32)> {
+        let newcomer = beacon.peer;
+        beacon.links.iter().find_map(|link| {
+            if link.peer == self.local {
+                let ours = self.local_links.iter().any(|(p, _)| *p == newcomer);
+                return ours.then_some((newcomer, 1));
+            }
+            let (group, hops) = self.admission.placement(&link.peer)?;
+            let confirmed = self.nodes.get(&link.peer)?.links.iter().any(|(p, _)| *p == newcomer);
+            confirmed.then_some((group, hops + 1))
+        })
+    }
+
+    /// The database is full: lets `beacon`'s node in by evicting another one
+    /// if [`admission`] allows it, and says whether it did.
+    fn make_room(&mut self, beacon: &crate::mesh::beacon::ValidBeacon) -> bool {
+        let attachment = self.attachment(beacon);
+        let known = self.nodes.iter().map(|(peer, info)| (*peer, info.received));
+        let decision = self.admission.decide(attachment.map(|(group, _)| group), known);
+        metrics::admission(decision.label());
+        let (admission::Decision::EvictUnreachable(victim) | admission::Decision::EvictFromLargest(victim)) = decision
+        else {
+            tracing::debug!(peer = %beacon.peer, why = decision.label(), max = self.config.max_nodes, "link-state database full, beacon ignored");
+            return false;
+        };
+        self.nodes.remove(&victim);
+        self.judge.forget_claims(&victim);
+        self.admission.forget(&victim);
+        if let Some((group, hops)) = attachment {
+            self.admission.place(beacon.peer, group, hops);
+        }
+        self.dirty = true;
+        true
     }
 
     /// Counts links in `beacon` that their other end keeps denying.
@@ -480,7 +525,7 @@ mod tests {
     use crate::mesh::LinkQuality;
     use crate::policy::PolicyConfig;
 
-    fn router() -> RouterActor {
+    pub(super) fn router() -> RouterActor {
         let local = PeerId::random();
         let forwarder = Arc::new(Forwarder::new(local, RouterConfig::default(), Arc::default()));
         let policy = Arc::new(Policy::load(&PolicyConfig::default()).expect("built-in policy"));
@@ -493,7 +538,7 @@ mod tests {
         )
     }
 
-    fn beacon(peer: PeerId, seq: u64, links: &[(PeerId, f64, bool)]) -> ValidBeacon {
+    pub(super) fn beacon(peer: PeerId, seq: u64, links: &[(PeerId, f64, bool)]) -> ValidBeacon {
         ValidBeacon {
             peer,
             name: "a".into(),
