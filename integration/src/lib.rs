@@ -8,6 +8,7 @@ use serde_json::Value;
 pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
 
 pub mod alertmanager;
+pub mod crash;
 pub mod detour;
 pub mod fixture;
 pub mod netns;

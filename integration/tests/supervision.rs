@@ -1,5 +1,8 @@
-//! Supervision and persistence: a failing router actor is restarted and counted
-//! while `/health` keeps answering; a restarted node keeps its peer id.
+//! Supervision and persistence: every supervised actor (and the mesh event
+//! loop on the network runtime) is restarted after a real panic while the node
+//! keeps answering and routing; a stalled actor is restarted as stuck; an actor
+//! that keeps failing escalates to a node exit instead of looping; a restarted
+//! node keeps its peer id.
 
 use std::time::Duration;
 
@@ -8,6 +11,118 @@ use x0tta6bl4_integration::{metric, metrics_text, wait_for, NodeProcess, TestMes
 
 fn restarts(node: &NodeProcess) -> f64 {
     metric(&metrics_text(node), "x0tta_actor_restarts_total", &["actor=\"router\""])
+}
+
+fn restarts_for(node: &NodeProcess, actor: &str, reason: &str) -> f64 {
+    let (actor, reason) = (format!("actor=\"{actor}\""), format!("reason=\"{reason}\""));
+    metric(&metrics_text(node), "x0tta_actor_restarts_total", &[&actor, &reason])
+}
+
+/// The middle node (1) answers pings to both ends, and node 0 reaches node 2
+/// (over the middle, or directly once a failover dialled it while the middle's
+/// mesh restarted).
+fn still_routes(mesh: &TestMesh, what: &str) {
+    for (from, to) in [(1, 0), (1, 2), (0, 2)] {
+        let peer = &mesh.nodes[to].peer_id;
+        let reply = wait_for(
+            Duration::from_secs(30),
+            &format!("{what}: a ping from {from} to {to}"),
+            || {
+                mesh.nodes[from]
+                    .post("/api/v1/ping", &json!({ "to": peer, "timeout_ms": 1000 }))
+                    .ok()
+            },
+        );
+        assert!(reply["hops"].as_u64().is_some_and(|h| h >= 1), "{what}: {reply}");
+    }
+}
+
+#[test]
+fn every_supervised_actor_survives_a_real_panic_and_the_node_keeps_routing() {
+    let mesh = TestMesh::line(3);
+    mesh.wait_route(0, 2, 2, Duration::from_secs(30));
+    let middle = &mesh.nodes[1];
+    // `mesh_loop` panics the mesh event loop, a task of the network runtime:
+    // its actor (`mesh`) is what restarts.
+    let targets = [
+        ("router", "router"),
+        ("telemetry", "telemetry"),
+        ("breaker", "breaker"),
+        ("healer", "healer"),
+        ("alerter", "alerter"),
+        ("mesh", "mesh"),
+        ("mesh_loop", "mesh"),
+    ];
+    for (target, actor) in targets {
+        let before = restarts_for(middle, actor, "panic");
+        middle
+            .post("/api/v1/debug/fault", &json!({ "actor": target, "kind": "panic" }))
+            .unwrap_or_else(|e| panic!("panic injected into {target}: {e}"));
+        assert_eq!(
+            middle.get("/health").expect("health answers")["status"],
+            "ok",
+            "{target}"
+        );
+        wait_for(
+            Duration::from_secs(10),
+            &format!("{actor}'s restart after a panic in {target}"),
+            || (restarts_for(middle, actor, "panic") == before + 1.0).then_some(()),
+        );
+        still_routes(&mesh, &format!("after a panic in {target}"));
+        println!("{target}: panicked, restarted as {actor}, the node routes again");
+    }
+    assert!(
+        middle.log().contains("supervised actor panicked"),
+        "the log names each panic"
+    );
+    // Only the injected panics: nothing restarted for another reason.
+    for actor in ["router", "telemetry", "breaker", "healer", "alerter", "mesh"] {
+        for reason in ["stopped", "stuck"] {
+            assert_eq!(restarts_for(middle, actor, reason), 0.0, "{actor} {reason}");
+        }
+    }
+}
+
+#[test]
+fn a_stalled_actor_is_restarted_as_stuck() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec =
+        x0tta6bl4_integration::test_spec(dir.path(), "stall").with("X0TTA6BL4_SUPERVISION__STUCK_AFTER_MS", "500");
+    let node = NodeProcess::spawn(spec).expect("node starts");
+    node.post("/api/v1/debug/fault", &json!({ "actor": "breaker", "kind": "stall" }))
+        .expect("stall injected");
+    wait_for(Duration::from_secs(10), "the breaker restarted as stuck", || {
+        (restarts_for(&node, "breaker", "stuck") == 1.0).then_some(())
+    });
+    let breakers = node.get("/api/v1/breakers").expect("the breaker answers again");
+    assert!(breakers["breakers"].is_array(), "{breakers}");
+    assert_eq!(restarts_for(&node, "breaker", "panic"), 0.0);
+}
+
+#[test]
+fn an_actor_that_keeps_failing_escalates_to_a_node_exit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = x0tta6bl4_integration::test_spec(dir.path(), "escalate")
+        .with("X0TTA6BL4_SUPERVISION__MAX_RESTARTS", "2")
+        .with("X0TTA6BL4_SUPERVISION__WITHIN_SECS", "600");
+    let mut node = NodeProcess::spawn(spec).expect("node starts");
+    for round in 1..=2 {
+        node.post("/api/v1/debug/fault", &json!({ "actor": "router", "kind": "panic" }))
+            .expect("panic injected");
+        wait_for(Duration::from_secs(10), "restart within the limit", || {
+            (restarts_for(&node, "router", "panic") == f64::from(round)).then_some(())
+        });
+    }
+    assert!(node.is_running(), "two restarts are within the limit");
+    node.post("/api/v1/debug/fault", &json!({ "actor": "router", "kind": "panic" }))
+        .expect("the third panic injected");
+    let code = wait_for(Duration::from_secs(10), "the node to exit", || node.exit_code());
+    assert_eq!(code, 70, "exit code for the service manager");
+    let log = node.log();
+    assert!(
+        log.contains("restarted too often: escalating to a node restart") && log.contains("node exits for a restart"),
+        "the log says why: {log}"
+    );
 }
 
 #[test]
@@ -20,7 +135,7 @@ fn failed_router_is_restarted_counted_and_health_stays_up() {
     assert_eq!(restarts(node), 0.0, "counter is exported at zero before any failure");
 
     for round in 1..=3 {
-        node.post("/api/v1/debug/fault", &json!({ "actor": "router" }))
+        node.post("/api/v1/debug/fault", &json!({ "actor": "router", "kind": "stop" }))
             .expect("fault injected");
         assert_eq!(node.get("/health").expect("health answers")["status"], "ok");
         wait_for(Duration::from_secs(5), "restart counted", || {

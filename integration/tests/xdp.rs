@@ -319,12 +319,13 @@ fn a_stopped_or_killed_node_leaves_no_program_and_a_restart_attaches_once() {
     net.start_node(0, spec).expect("restart after SIGKILL");
     assert_eq!(wait_attached(net.node(0), LINK_DEV)["mode"], "native");
 
-    // An actor restart detaches and attaches again, keeping the quarantine.
+    // A panic in the telemetry actor: its restart detaches and attaches
+    // again, keeping the quarantine.
     let node = net.node(0);
     let sender = addr(&net, 1).to_string();
     node.post("/api/v1/quarantine", &json!({"addresses": [sender], "ttl_secs": 60}))
         .expect("quarantine");
-    node.post("/api/v1/debug/fault", &json!({"actor": "telemetry"}))
+    node.post("/api/v1/debug/fault", &json!({"actor": "telemetry", "kind": "panic"}))
         .expect("fault injected");
     wait_for(Duration::from_secs(10), "the telemetry restart to be counted", || {
         let text = metrics_text(node);

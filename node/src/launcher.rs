@@ -353,6 +353,12 @@ impl NodeProcess {
         let _ = child.wait();
     }
 
+    /// The exit code once the process has ended by itself (`None` while it
+    /// runs, or when a signal ended it).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.as_mut()?.try_wait().ok()??.code()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))

@@ -4,11 +4,10 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Supervisor;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use x0tta6bl4_actors::alert::SharedAlertSink;
+use x0tta6bl4_actors::alert::{Alert, Severity, SharedAlertSink};
 use x0tta6bl4_actors::alerter::sinks::{NodeContext, Sink};
 use x0tta6bl4_actors::alerter::{configured_sinks, Alerter, AlerterActor};
 use x0tta6bl4_actors::breaker::BreakerActor;
@@ -21,6 +20,7 @@ use x0tta6bl4_actors::policy::Policy;
 use x0tta6bl4_actors::router::{Forwarder, RouterActor, RouterConfig};
 use x0tta6bl4_actors::secure::Sessions;
 use x0tta6bl4_actors::store::Store;
+use x0tta6bl4_actors::supervision::{Escalation, Supervision, ESCALATION_EXIT_CODE};
 use x0tta6bl4_actors::telemetry::{Subscribe, TelemetryActor};
 use x0tta6bl4_pqc::PqIdentity;
 
@@ -94,8 +94,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             Arc::new(Alerter::open(&store, &config.alerter, sink_kinds).context("cannot open the alert outbox")?);
         let alerts: SharedAlertSink = alerter.clone();
         x0tta6bl4_actors::errors::install(alerts.clone());
+        let supervision = Supervision::new(config.supervision.clone(), escalation(alerts.clone(), store.clone()));
         let (actor_alerter, alerter_config) = (alerter.clone(), config.alerter.clone());
-        Supervisor::start(move |_| AlerterActor::new(actor_alerter.clone(), sinks.clone(), alerter_config.clone()));
+        let alerter_actor = supervision.start("alerter", move |_| {
+            AlerterActor::new(actor_alerter, sinks, alerter_config)
+        });
         let neighbours = Arc::new(Neighbours::default());
         let identity = Arc::new(PqIdentity::new(keypair.clone(), &pq_seeds));
         let pq_beacons = config.pqc_beacons.then(|| identity.clone());
@@ -124,14 +127,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         };
         let router_forwarder = forwarder.clone();
         let router_policy = policy.clone();
-        let router = Supervisor::start(move |_| {
-            RouterActor::new(
-                peer_id,
-                router_config.clone(),
-                router_forwarder.clone(),
-                router_policy.clone(),
-                policy_reload,
-            )
+        let router = supervision.start("router", move |_| {
+            RouterActor::new(peer_id, router_config, router_forwarder, router_policy, policy_reload)
         });
         let mesh_handle = mesh::handle(MeshParts {
             config: config.mesh.clone(),
@@ -145,15 +142,14 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
         let actor_handle = mesh_handle.clone();
         let recipient = router.clone().recipient();
-        let mesh_actor = Supervisor::start(move |_| MeshActor::new(actor_handle, recipient, network_handle));
+        let mesh_actor = supervision.start("mesh", move |_| MeshActor::new(actor_handle, recipient, network_handle));
 
         let telemetry_config = config.telemetry.clone();
-        let fault_injection = config.router.fault_injection;
-        let telemetry = Supervisor::start(move |_| TelemetryActor::new(telemetry_config, fault_injection));
+        let telemetry = supervision.start("telemetry", move |_| TelemetryActor::new(telemetry_config));
 
         let breaker_config = config.breaker.clone();
         let breaker_alerts = alerts.clone();
-        let breaker = Supervisor::start(move |_| BreakerActor::new(breaker_config, breaker_alerts));
+        let breaker = supervision.start("breaker", move |_| BreakerActor::new(breaker_config, breaker_alerts));
 
         let knowledge =
             Knowledge::open(&store, config.healer.history_limit).context("cannot open the healing history")?;
@@ -165,14 +161,27 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             },
             telemetry: telemetry.clone(),
             breaker: breaker.clone(),
-            mesh_actor: mesh_actor.recipient(),
+            mesh_actor: mesh_actor.clone().recipient(),
         };
         let (healer_config, retry) = (config.healer.clone(), config.breaker.clone());
         let healer_alerts = alerts.clone();
-        let healer =
-            Supervisor::start(move |_| HealerActor::new(healer_config, retry, effectors, knowledge, healer_alerts));
+        let healer = supervision.start("healer", move |_| {
+            HealerActor::new(healer_config, retry, effectors, knowledge, healer_alerts)
+        });
         telemetry.do_send(Subscribe(healer.clone().recipient()));
 
+        let faults = Arc::new(
+            [
+                ("alerter", alerter_actor.recipient()),
+                ("router", router.clone().recipient()),
+                ("mesh", mesh_actor.recipient()),
+                ("telemetry", telemetry.clone().recipient()),
+                ("breaker", breaker.clone().recipient()),
+                ("healer", healer.clone().recipient()),
+            ]
+            .into_iter()
+            .collect(),
+        );
         let state = AppState {
             name: config.name.clone(),
             mesh: mesh_handle.clone(),
@@ -183,6 +192,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             healer,
             prometheus,
             debug_hooks: config.router.fault_injection,
+            faults,
             policy,
             alerter,
             keys: Arc::new(crate::keys::LiveKeys {
@@ -214,6 +224,38 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     network.shutdown_timeout(std::time::Duration::from_secs(2));
     store.flush().context("cannot flush the store")?;
     Ok(())
+}
+
+/// What the node does when an actor restarts more often than
+/// `supervision.max_restarts` in `supervision.within_secs`: a critical alert
+/// (stored in the durable outbox, so it is delivered after the restart too),
+/// the store flushed, and an exit with [`ESCALATION_EXIT_CODE`] for the
+/// service manager to start the node afresh.
+fn escalation(alerts: SharedAlertSink, store: Store) -> Escalation {
+    Arc::new(move |actor, reason| {
+        alerts.emit(
+            Alert::new(
+                "NODE_RESTART_ESCALATION",
+                Severity::Critical,
+                format!(
+                    "the {actor} actor kept failing (last: {}); the node exits with code {ESCALATION_EXIT_CODE} to be restarted",
+                    reason.label()
+                ),
+            )
+            .label("actor", actor)
+            .label("reason", reason.label()),
+        );
+        if let Err(error) = store.flush() {
+            tracing::error!(%error, "cannot flush the store before exiting");
+        }
+        tracing::error!(
+            actor,
+            reason = reason.label(),
+            code = ESCALATION_EXIT_CODE,
+            "node exits for a restart"
+        );
+        std::process::exit(ESCALATION_EXIT_CODE);
+    })
 }
 
 /// Tells people (stdout) and scripts (`<data_dir>/http.addr`) where the HTTP server is.

@@ -202,7 +202,6 @@ pub struct AlerterActor {
 impl AlerterActor {
     /// Delivers `alerter`'s outbox to `sinks`.
     pub fn new(alerter: Arc<Alerter>, sinks: Vec<Sink>, config: AlerterConfig) -> Self {
-        crate::supervision::describe_actor("alerter");
         let per_minute = std::num::NonZeroU32::new(config.per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
         let lanes = sinks
             .into_iter()
@@ -437,9 +436,10 @@ impl Actor for AlerterActor {
 
 impl actix::Supervised for AlerterActor {
     fn restarting(&mut self, _: &mut Self::Context) {
-        crate::supervision::record_restart("alerter", "stopped");
         for lane in &mut self.lanes {
             lane.busy = false;
         }
     }
 }
+
+crate::supervised_actor!(AlerterActor);

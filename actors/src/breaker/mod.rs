@@ -203,11 +203,10 @@ impl Actor for BreakerActor {
     type Context = Context<Self>;
 }
 
-impl actix::Supervised for BreakerActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        crate::supervision::record_restart("breaker", "stopped");
-    }
-}
+/// Breakers and the rate window live in the struct and survive a restart.
+impl actix::Supervised for BreakerActor {}
+
+crate::supervised_actor!(BreakerActor);
 
 impl Handler<Acquire> for BreakerActor {
     type Result = Result<(), Refusal>;

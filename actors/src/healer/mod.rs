@@ -142,7 +142,6 @@ impl HealerActor {
         metrics::describe_counter!(ACTIONS_TOTAL, "Healing actions by action and result");
         metrics::describe_histogram!(MTTR_SECONDS, "Time from a symptom to its verified recovery");
         metrics::describe_counter!(SYMPTOMS_TOTAL, "Symptoms found, by kind (counted once per episode)");
-        crate::supervision::describe_actor("healer");
         Self {
             config,
             retry,
@@ -559,11 +558,12 @@ impl Actor for HealerActor {
 
 impl actix::Supervised for HealerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        crate::supervision::record_restart("healer", "stopped");
         self.cycle_running = false;
         self.in_flight.clear();
     }
 }
+
+crate::supervised_actor!(HealerActor);
 
 impl Handler<TelemetryUpdate> for HealerActor {
     type Result = ();

@@ -279,6 +279,7 @@ impl EventLoop {
                 }
                 tracing::info!(%peer, blocked, "peer block list changed");
             }
+            Command::Panic => panic!("injected panic in the mesh event loop (test hook)"),
             Command::Avoid(peer, avoid) => {
                 let changed = {
                     let mut avoided = self.shared.avoided.lock();

@@ -24,11 +24,13 @@ pub mod scoring;
 mod stalls;
 pub mod streams;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, Supervised};
+use futures::FutureExt;
 use libp2p::{identity::Keypair, Multiaddr, PeerId};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -155,6 +157,8 @@ pub(crate) enum Command {
     DialPeer(PeerId, Vec<Multiaddr>, oneshot::Sender<Result<(), MeshError>>),
     Block(PeerId, bool),
     Avoid(PeerId, bool),
+    /// Test hook: the event loop panics (a fault in a network runtime task).
+    Panic,
 }
 
 /// State shared by the actor, the event loop and handles.
@@ -266,6 +270,12 @@ impl MeshHandle {
             .map_err(|_| MeshError::Stopped)
     }
 
+    /// Test hook (the API refuses it unless `router.fault_injection`): makes
+    /// the event loop, a task of the network runtime, panic.
+    pub async fn inject_loop_panic(&self) -> Result<(), MeshError> {
+        self.commands.send(Command::Panic).await.map_err(|_| MeshError::Stopped)
+    }
+
     /// Marks the link to `peer` as avoided (or not) in this node's beacons and
     /// local links, so every node weighs it alike and routes stay loop free.
     pub async fn set_avoided(&self, peer: PeerId, avoided: bool) -> Result<(), MeshError> {
@@ -350,7 +360,6 @@ pub fn restart_backoff(restarts: u32) -> std::time::Duration {
 impl MeshActor {
     /// The actor for `handle`, reporting to `router`, running the loop on `runtime`.
     pub fn new(handle: MeshHandle, router: Recipient<MeshEvent>, runtime: tokio::runtime::Handle) -> Self {
-        supervision::describe_actor("mesh");
         Self {
             handle,
             router,
@@ -362,10 +371,11 @@ impl MeshActor {
     }
 }
 
-/// The event loop ended; an error stops the actor so its supervisor restarts it.
+/// The event loop ended; an error stops the actor and a panic is resumed in
+/// it, so its guardian restarts it.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct LoopEnded(Result<(), MeshError>);
+struct LoopEnded(std::thread::Result<Result<(), MeshError>>);
 
 impl Actor for MeshActor {
     type Context = Context<Self>;
@@ -377,8 +387,10 @@ impl Actor for MeshActor {
         let delay = restart_backoff(self.restarts);
         self.task = Some(self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            let result = event_loop::run(shared, router).await;
-            me.do_send(LoopEnded(result));
+            // A panic in the loop (a task of the network runtime) is handed to
+            // the actor, whose guardian restarts it like any other panic.
+            let ended = AssertUnwindSafe(event_loop::run(shared, router)).catch_unwind().await;
+            me.do_send(LoopEnded(ended));
         }));
     }
 
@@ -396,10 +408,13 @@ impl Supervised for MeshActor {
         }
         self.handle.shared.ready.store(false, Ordering::Release);
         self.restarts = self.restarts.saturating_add(1);
-        let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
-        supervision::record_restart("mesh", &reason);
+        if let Some(reason) = self.last_failure.take() {
+            tracing::warn!(%reason, "mesh actor restarting");
+        }
     }
 }
+
+crate::supervised_actor!(MeshActor);
 
 impl Handler<supervision::Restart> for MeshActor {
     type Result = ();
@@ -416,8 +431,9 @@ impl Handler<LoopEnded> for MeshActor {
 
     fn handle(&mut self, msg: LoopEnded, ctx: &mut Context<Self>) {
         match msg.0 {
-            Ok(()) => tracing::info!("mesh event loop finished"),
-            Err(error) => {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(Ok(())) => tracing::info!("mesh event loop finished"),
+            Ok(Err(error)) => {
                 crate::errors::report(
                     "mesh",
                     "event_loop",

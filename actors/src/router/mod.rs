@@ -24,7 +24,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, Supervised};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, Supervised};
 use libp2p::PeerId;
 use serde::Serialize;
 
@@ -33,7 +33,6 @@ pub use forwarder::Forwarder;
 
 use crate::mesh::MeshEvent;
 use crate::policy::Policy;
-use crate::supervision::{self, FaultRefused, InjectFault};
 use graph::{quality_cost, Cost, Graph};
 
 /// Serializes a value through its `Display` form (peer ids as base58 text).
@@ -105,7 +104,6 @@ pub struct RouterActor {
     /// Some link costs changed since the last recompute (taken in within
     /// [`DRIFT_REFRESH`]; a change of links or of avoided links is at once).
     drifted: bool,
-    last_failure: Option<String>,
     judge: byzantine::Judge,
     /// Who may enter the database when it is full.
     admission: admission::Admission,
@@ -124,7 +122,6 @@ impl RouterActor {
         policy: Arc<Policy>,
         policy_reload: Duration,
     ) -> Self {
-        supervision::describe_actor("router");
         Self {
             local,
             config,
@@ -135,7 +132,6 @@ impl RouterActor {
             graph: Graph::default(),
             dirty: false,
             drifted: false,
-            last_failure: None,
             judge: byzantine::Judge::default(),
             admission: admission::Admission::default(),
             policy,
@@ -396,8 +392,6 @@ impl Actor for RouterActor {
 
 impl Supervised for RouterActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
-        supervision::record_restart("router", &reason);
         // The link-state database survives (it lives in the actor struct); the
         // table is rebuilt so a restart never leaves a half-updated one behind.
         self.dirty = true;
@@ -504,19 +498,7 @@ impl Handler<GetState> for RouterActor {
     }
 }
 
-impl Handler<InjectFault> for RouterActor {
-    type Result = Result<(), FaultRefused>;
-
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.config.fault_injection {
-            return Err(FaultRefused);
-        }
-        tracing::error!("router fault injected");
-        self.last_failure = Some("injected fault".into());
-        ctx.stop();
-        Ok(())
-    }
-}
+crate::supervised_actor!(RouterActor);
 
 #[cfg(test)]
 mod tests {

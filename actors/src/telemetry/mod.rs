@@ -25,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, MessageResult, Recipient, Supervised};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult, Recipient, Supervised};
 
 pub use config::TelemetryConfig;
 use probe::InterfaceProbe;
@@ -35,7 +35,6 @@ use snapshot::{ProcessSnapshot, QuarantineView, XdpStatus};
 
 use crate::alert::Severity;
 use crate::errors::report;
-use crate::supervision::{self, FaultRefused, InjectFault};
 
 /// A new snapshot, sent to subscribers every interval.
 #[derive(Message, Clone)]
@@ -95,7 +94,6 @@ pub enum QuarantineError {
 /// The telemetry actor.
 pub struct TelemetryActor {
     config: TelemetryConfig,
-    fault_injection: bool,
     probes: Vec<InterfaceProbe>,
     /// Why no interface is watched at all, when none is.
     no_interface: Option<String>,
@@ -103,24 +101,20 @@ pub struct TelemetryActor {
     subscribers: Vec<Recipient<TelemetryUpdate>>,
     latest: Option<Arc<TelemetrySnapshot>>,
     previous_cpu: Option<(Instant, f64)>,
-    last_failure: Option<String>,
 }
 
 impl TelemetryActor {
-    /// A telemetry actor; `fault_injection` enables the test-only fault hook.
-    pub fn new(config: TelemetryConfig, fault_injection: bool) -> Self {
-        supervision::describe_actor("telemetry");
+    /// A telemetry actor watching the interfaces `config` names.
+    pub fn new(config: TelemetryConfig) -> Self {
         metrics::describe();
         Self {
             config,
-            fault_injection,
             probes: Vec::new(),
             no_interface: None,
             quarantine: QuarantineList::default(),
             subscribers: Vec::new(),
             latest: None,
             previous_cpu: None,
-            last_failure: None,
         }
     }
 
@@ -341,8 +335,6 @@ impl Actor for TelemetryActor {
 
 impl Supervised for TelemetryActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        let reason = self.last_failure.take().unwrap_or_else(|| "stopped".into());
-        supervision::record_restart("telemetry", &reason);
         self.close_probes();
     }
 }
@@ -395,16 +387,4 @@ impl Handler<ListQuarantine> for TelemetryActor {
     }
 }
 
-impl Handler<InjectFault> for TelemetryActor {
-    type Result = Result<(), FaultRefused>;
-
-    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) -> Self::Result {
-        if !self.fault_injection {
-            return Err(FaultRefused);
-        }
-        tracing::error!("telemetry fault injected");
-        self.last_failure = Some("injected fault".into());
-        ctx.stop();
-        Ok(())
-    }
-}
+crate::supervised_actor!(TelemetryActor);

@@ -36,7 +36,7 @@ fn loopback_without_xdp() -> TelemetryConfig {
 
 #[actix_rt::test]
 async fn subscribers_receive_snapshots_with_the_reason_xdp_is_off() {
-    let telemetry = TelemetryActor::new(loopback_without_xdp(), false).start();
+    let telemetry = TelemetryActor::new(loopback_without_xdp()).start();
     let received = Arc::new(Mutex::new(Vec::new()));
     let collector = Collector(received.clone()).start();
     telemetry.do_send(Subscribe(collector.recipient()));
@@ -69,7 +69,7 @@ async fn subscribers_receive_snapshots_with_the_reason_xdp_is_off() {
 
 #[actix_rt::test]
 async fn quarantine_without_xdp_is_recorded_unenforced_and_expires() {
-    let telemetry = TelemetryActor::new(loopback_without_xdp(), false).start();
+    let telemetry = TelemetryActor::new(loopback_without_xdp()).start();
     let addr: IpAddr = "10.77.0.9".parse().expect("address");
     let views = telemetry
         .send(Quarantine {
@@ -89,11 +89,4 @@ async fn quarantine_without_xdp_is_recorded_unenforced_and_expires() {
     assert!(left.is_empty(), "expired after its TTL: {left:?}");
     let released = telemetry.send(Release(vec![addr])).await.expect("answers");
     assert!(released.is_empty(), "nothing left to release");
-}
-
-#[actix_rt::test]
-async fn fault_hook_is_refused_unless_enabled() {
-    let telemetry = TelemetryActor::new(loopback_without_xdp(), false).start();
-    let outcome = telemetry.send(InjectFault).await.expect("answers");
-    assert!(outcome.is_err());
 }

@@ -31,26 +31,48 @@ fn require_hooks(state: &AppState) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 struct FaultRequest {
     actor: String,
+    #[serde(default = "stop")]
+    kind: InjectFault,
 }
 
-/// `POST /api/v1/debug/fault {"actor": "router" | "telemetry"}`: makes the actor fail.
+fn stop() -> InjectFault {
+    InjectFault::Stop
+}
+
+/// Name of the mesh event loop (a task of the network runtime) as a fault target.
+pub const MESH_LOOP: &str = "mesh_loop";
+
+/// `POST /api/v1/debug/fault {"actor": <a supervised actor or "mesh_loop">,
+/// "kind": "stop" | "panic" | "stall"}`: makes the actor fail that way
+/// (`mesh_loop` only panics). Answers once the fault is delivered, not
+/// once the actor is back.
 pub async fn fault(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
     let request: FaultRequest = parse_json(&body)?;
-    let outcome = match request.actor.as_str() {
-        "router" => state.router.send(InjectFault).await,
-        "telemetry" => state.telemetry.send(InjectFault).await,
-        other => {
-            return Err(ApiError::bad_request(
+    if request.actor == MESH_LOOP {
+        state
+            .mesh
+            .inject_loop_panic()
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    } else {
+        let actor = state.faults.get(request.actor.as_str()).ok_or_else(|| {
+            let known: Vec<&str> = state.faults.keys().copied().chain([MESH_LOOP]).collect();
+            ApiError::bad_request(
                 "unknown_actor",
-                format!("no fault hook for actor '{other}'"),
-            ))
-        }
-    };
-    outcome
-        .map_err(|_| ApiError::unavailable(format!("{} is restarting", request.actor)))?
-        .map_err(|e| ApiError::bad_request("debug_disabled", e.to_string()))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "injected": request.actor })))
+                format!(
+                    "no fault hook for actor '{}' (known: {})",
+                    request.actor,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        // A panicking or stalled handler never answers: delivery is enough.
+        actor
+            .try_send(request.kind)
+            .map_err(|e| ApiError::unavailable(format!("{}: {e}", request.actor)))?;
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "injected": request.actor, "kind": request.kind })))
 }
 
 /// `POST /api/v1/debug/beacon` with raw bytes: publishes them on the beacon topic.

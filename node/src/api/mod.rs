@@ -44,6 +44,9 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Whether test-only debug endpoints are on.
     pub debug_hooks: bool,
+    /// Fault hooks of every supervised actor, by name.
+    pub faults:
+        Arc<std::collections::BTreeMap<&'static str, actix::Recipient<x0tta6bl4_actors::supervision::InjectFault>>>,
     /// The Rego policies in force.
     pub policy: Arc<x0tta6bl4_actors::policy::Policy>,
     /// The alerter (outbox, firing alerts).

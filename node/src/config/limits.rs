@@ -31,6 +31,7 @@ impl NodeConfig {
             ("telemetry.quarantine_ttl_secs", telemetry.quarantine_ttl_secs),
             ("alerter.repeat_after_secs", alerter.repeat_after_secs),
             ("alerter.firing_ttl_secs", alerter.firing_ttl_secs),
+            ("supervision.within_secs", self.supervision.within_secs),
         ];
         let millis = [
             ("mesh.beacon_interval_ms", mesh.beacon_interval_ms),
@@ -56,6 +57,7 @@ impl NodeConfig {
             ("alerter.tick_ms", alerter.tick_ms),
             ("alerter.retry_base_ms", alerter.retry_base_ms),
             ("alerter.retry_cap_ms", alerter.retry_cap_ms),
+            ("supervision.stuck_after_ms", self.supervision.stuck_after_ms),
         ];
         let capacities = [
             ("mesh.max_peers", mesh.max_peers),

@@ -17,6 +17,7 @@ use x0tta6bl4_actors::mesh::MeshConfig;
 use x0tta6bl4_actors::policy::PolicyConfig;
 use x0tta6bl4_actors::router::RouterConfig;
 use x0tta6bl4_actors::secure::PqcConfig;
+use x0tta6bl4_actors::supervision::SupervisionConfig;
 use x0tta6bl4_actors::telemetry::TelemetryConfig;
 
 mod limits;
@@ -129,6 +130,8 @@ pub struct NodeConfig {
     pub policy: PolicyConfig,
     /// Alert sinks and delivery.
     pub alerter: AlerterConfig,
+    /// Restart limits and stuck detection of the supervised actors.
+    pub supervision: SupervisionConfig,
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
@@ -161,6 +164,7 @@ impl Default for NodeConfig {
             pqc: PqcConfig::default(),
             policy: PolicyConfig::default(),
             alerter: AlerterConfig::default(),
+            supervision: SupervisionConfig::default(),
             byzantine: false,
             pqc_beacons: false,
             failover: false,
@@ -351,6 +355,15 @@ impl NodeConfig {
         }
         if self.breaker.max_breakers == 0 {
             return invalid("breaker.max_breakers", "must be at least 1");
+        }
+        if self.supervision.max_restarts == 0 {
+            return invalid("supervision.max_restarts", "must be at least 1");
+        }
+        if self.supervision.within_secs == 0 {
+            return invalid("supervision.within_secs", "must be at least 1");
+        }
+        if self.supervision.stuck_after_ms < 100 {
+            return invalid("supervision.stuck_after_ms", "must be at least 100");
         }
         if self.healer.cycle_ms < 10 {
             return invalid("healer.cycle_ms", "must be at least 10");

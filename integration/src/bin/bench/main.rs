@@ -11,6 +11,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- pqc [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- storage [--quick]   # 100 SIGKILLs
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
@@ -28,6 +29,7 @@ mod peers;
 mod pqc;
 mod reroute;
 mod stability;
+mod storage;
 mod xdp;
 
 fn main() {
@@ -41,6 +43,7 @@ fn main() {
         Some("pqc") => pqc::run(quick),
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some("stability") => stability::run(quick),
+        Some("storage") => storage::run(quick),
         Some("api") => api::run(quick),
         Some("conns") => conns::run(quick),
         Some("instructions") => instructions::run(quick),
@@ -50,7 +53,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, api, conns, instructions, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, api, conns, instructions, all"
             );
             std::process::exit(2);
         }
