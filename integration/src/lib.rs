@@ -14,6 +14,7 @@ pub mod fixture;
 pub mod netns;
 pub mod outage;
 pub mod pqc_impls;
+pub mod soak;
 
 /// The `x0tta6bl4` binary built next to the running test or bench.
 ///

@@ -12,6 +12,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- storage [--quick]   # 100 SIGKILLs
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- soak [--quick]   # root: namespaces, 30 min
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
@@ -28,6 +29,7 @@ mod mesh;
 mod peers;
 mod pqc;
 mod reroute;
+mod soak;
 mod stability;
 mod storage;
 mod xdp;
@@ -44,6 +46,7 @@ fn main() {
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some("stability") => stability::run(quick),
         Some("storage") => storage::run(quick),
+        Some("soak") => soak::run(quick),
         Some("api") => api::run(quick),
         Some("conns") => conns::run(quick),
         Some("instructions") => instructions::run(quick),
@@ -53,7 +56,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, api, conns, instructions, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, all"
             );
             std::process::exit(2);
         }
