@@ -19,7 +19,7 @@ const MAX_LABELS: usize = 32;
 /// Body of `POST /api/v1/alerts` and `POST /api/v1/alerts/resolve`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AlertRequest {
+pub(super) struct AlertRequest {
     name: String,
     #[serde(default = "default_severity")]
     severity: Severity,
@@ -44,6 +44,11 @@ fn default_severity() -> Severity {
 }
 
 impl AlertRequest {
+    /// The body parsed and checked, as an alert.
+    pub(super) fn checked(body: &[u8]) -> Result<Alert, ApiError> {
+        parse_json::<Self>(body)?.into_alert()
+    }
+
     fn into_alert(self) -> Result<Alert, ApiError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= MAX_NAME
@@ -99,13 +104,13 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 
 /// `POST /api/v1/alerts`: raises an alert; 202 once it is stored.
 pub async fn fire(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let alert = parse_json::<AlertRequest>(&body)?.into_alert()?;
+    let alert = AlertRequest::checked(&body)?;
     record(&state, alert)
 }
 
 /// `POST /api/v1/alerts/resolve`: resolves the alert with this name and labels.
 pub async fn resolve(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let alert = parse_json::<AlertRequest>(&body)?.into_alert()?.resolved();
+    let alert = AlertRequest::checked(&body)?.resolved();
     record(&state, alert)
 }
 

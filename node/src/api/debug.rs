@@ -29,10 +29,17 @@ fn require_hooks(state: &AppState) -> Result<(), ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FaultRequest {
+pub(super) struct FaultRequest {
     actor: String,
     #[serde(default = "stop")]
     kind: InjectFault,
+}
+
+impl FaultRequest {
+    /// The body parsed.
+    pub(super) fn checked(body: &[u8]) -> Result<Self, ApiError> {
+        parse_json(body)
+    }
 }
 
 fn stop() -> InjectFault {
@@ -48,7 +55,7 @@ pub const MESH_LOOP: &str = "mesh_loop";
 /// once the actor is back.
 pub async fn fault(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
-    let request: FaultRequest = parse_json(&body)?;
+    let request = FaultRequest::checked(&body)?;
     if request.actor == MESH_LOOP {
         state
             .mesh
@@ -88,7 +95,7 @@ pub async fn raw_beacon(state: web::Data<AppState>, body: web::Bytes) -> Result<
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFrameRequest {
+pub(super) struct RawFrameRequest {
     peer: String,
     hex: String,
     /// Times to send it (a flood, for quarantine tests).
@@ -106,10 +113,7 @@ const MAX_RAW_COPIES: u32 = 100_000;
 /// `POST /api/v1/debug/frame {"peer", "hex"}`: queues raw bytes as one frame to a neighbour.
 pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
-    let request: RawFrameRequest = parse_json(&body)?;
-    let peer = parse_peer(&request.peer)?;
-    let bytes =
-        decode_hex(&request.hex).ok_or_else(|| ApiError::bad_request("bad_hex", "hex must be pairs of hex digits"))?;
+    let (peer, bytes, count) = RawFrameRequest::checked(&body)?;
     let queue = state.mesh.neighbours().queue(&peer).ok_or_else(|| {
         ApiError::new(
             actix_web::http::StatusCode::NOT_FOUND,
@@ -118,7 +122,6 @@ pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<H
         )
     })?;
     let bytes = bytes::Bytes::from(bytes);
-    let count = request.count.clamp(1, MAX_RAW_COPIES);
     for queued in 0..count {
         match tokio::time::timeout(RAW_FRAME_WAIT, queue.send(bytes.clone())).await {
             Ok(Ok(())) => {}
@@ -137,13 +140,24 @@ pub async fn raw_frame(state: web::Data<AppState>, body: web::Bytes) -> Result<H
     Ok(HttpResponse::Ok().json(serde_json::json!({ "queued": count })))
 }
 
+impl RawFrameRequest {
+    /// The neighbour, the frame's bytes and how many copies (1 to [`MAX_RAW_COPIES`]).
+    pub(super) fn checked(body: &[u8]) -> Result<(x0tta6bl4_actors::libp2p::PeerId, Vec<u8>, u32), ApiError> {
+        let request: Self = parse_json(body)?;
+        let peer = parse_peer(&request.peer)?;
+        let bytes = decode_hex(&request.hex)
+            .ok_or_else(|| ApiError::bad_request("bad_hex", "hex must be pairs of hex digits"))?;
+        Ok((peer, bytes, request.count.clamp(1, MAX_RAW_COPIES)))
+    }
+}
+
 /// How long a raw-frame request waits for room in a full neighbour queue
 /// before it gives up (a link that stopped draining must not hang the request).
 const RAW_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BlackholeRequest {
+pub(super) struct BlackholeRequest {
     enabled: bool,
     /// Frame kinds to drop (`"Handshake"`, `"Sealed"`, …); every kind when absent.
     #[serde(default)]
@@ -155,22 +169,7 @@ struct BlackholeRequest {
 /// or all) while its links look healthy.
 pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
-    let request: BlackholeRequest = parse_json(&body)?;
-    let every_kind: Vec<FrameKind> = (0..=u8::MAX).map_while(FrameKind::from_u8).collect();
-    let kinds = match (request.enabled, &request.kinds) {
-        (false, _) => Vec::new(),
-        (true, None) => every_kind,
-        (true, Some(names)) => names
-            .iter()
-            .map(|name| {
-                every_kind
-                    .iter()
-                    .copied()
-                    .find(|kind| format!("{kind:?}") == *name)
-                    .ok_or_else(|| ApiError::bad_request("bad_kind", format!("no frame kind {name:?}")))
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let kinds = BlackholeRequest::checked(&body)?;
     state
         .forwarder
         .set_blackhole(&kinds)
@@ -179,9 +178,31 @@ pub async fn blackhole(state: web::Data<AppState>, body: web::Bytes) -> Result<H
     Ok(HttpResponse::Ok().json(serde_json::json!({ "blackhole": names })))
 }
 
+impl BlackholeRequest {
+    /// The frame kinds to drop (none when disabled).
+    pub(super) fn checked(body: &[u8]) -> Result<Vec<FrameKind>, ApiError> {
+        let request: Self = parse_json(body)?;
+        let every_kind: Vec<FrameKind> = (0..=u8::MAX).map_while(FrameKind::from_u8).collect();
+        match (request.enabled, request.kinds) {
+            (false, _) => Ok(Vec::new()),
+            (true, None) => Ok(every_kind),
+            (true, Some(names)) => names
+                .iter()
+                .map(|name| {
+                    every_kind
+                        .iter()
+                        .copied()
+                        .find(|kind| format!("{kind:?}") == *name)
+                        .ok_or_else(|| ApiError::bad_request("bad_kind", format!("no frame kind {name:?}")))
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HandshakeFloodRequest {
+pub(super) struct HandshakeFloodRequest {
     peer: String,
     count: usize,
 }
@@ -193,13 +214,17 @@ const MAX_FLOOD_INITS: usize = 10_000;
 /// belong to no handshake (a flood, for DoS tests).
 pub async fn handshake_flood(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
-    let request: HandshakeFloodRequest = parse_json(&body)?;
-    let peer = parse_peer(&request.peer)?;
-    let sent = state
-        .forwarder
-        .flood_handshakes(peer, request.count.clamp(1, MAX_FLOOD_INITS))
-        .await?;
+    let (peer, count) = HandshakeFloodRequest::checked(&body)?;
+    let sent = state.forwarder.flood_handshakes(peer, count).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "sent": sent })))
+}
+
+impl HandshakeFloodRequest {
+    /// The peer and how many Inits (1 to [`MAX_FLOOD_INITS`]).
+    pub(super) fn checked(body: &[u8]) -> Result<(x0tta6bl4_actors::libp2p::PeerId, usize), ApiError> {
+        let request: Self = parse_json(body)?;
+        Ok((parse_peer(&request.peer)?, request.count.clamp(1, MAX_FLOOD_INITS)))
+    }
 }
 
 /// `GET /api/v1/debug/transit`: frames this node relayed lately, with the first
@@ -221,7 +246,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProbeRequest {
+pub(super) struct ProbeRequest {
     to: String,
     count: u64,
     #[serde(default = "default_probe_size")]
@@ -247,14 +272,21 @@ fn default_probe_size() -> usize {
 
 /// `POST /api/v1/bench/probes {"to", "count", "size", "kind"}`: sends timestamped
 /// probes (or sealed `Data` messages, `"kind": "data"`) as fast as the path accepts
+impl ProbeRequest {
+    /// The destination and the request, at most [`MAX_PROBES`] probes.
+    pub(super) fn checked(body: &[u8]) -> Result<(x0tta6bl4_actors::libp2p::PeerId, Self), ApiError> {
+        let request: Self = parse_json(body)?;
+        if request.count > MAX_PROBES {
+            return Err(ApiError::bad_request("too_many", format!("count above {MAX_PROBES}")));
+        }
+        Ok((parse_peer(&request.to)?, request))
+    }
+}
+
 /// them; answers with how many went out and how fast.
 pub async fn send_probes(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     require_hooks(&state)?;
-    let request: ProbeRequest = parse_json(&body)?;
-    let to = parse_peer(&request.to)?;
-    if request.count > MAX_PROBES {
-        return Err(ApiError::bad_request("too_many", format!("count above {MAX_PROBES}")));
-    }
+    let (to, request) = ProbeRequest::checked(&body)?;
     let forwarder = state.forwarder.clone();
     let started = std::time::Instant::now();
     let mut sent = 0u64;

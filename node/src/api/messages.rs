@@ -13,7 +13,7 @@ use super::AppState;
 /// Body of `POST /api/v1/messages`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SendRequest {
+pub(super) struct SendRequest {
     to: String,
     text: String,
     /// Retransmit until the destination acknowledges.
@@ -24,8 +24,7 @@ struct SendRequest {
 /// `POST /api/v1/messages`: sends a routed text message (retransmitted until
 /// acknowledged when `reliable` is true); answers with its id.
 pub async fn send(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let request: SendRequest = parse_json(&body)?;
-    let to = parse_peer(&request.to)?;
+    let (to, request) = SendRequest::checked(&body)?;
     let id = if request.reliable {
         state.forwarder.send_reliable(to, request.text.as_bytes()).await?
     } else {
@@ -35,6 +34,14 @@ pub async fn send(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
             .await?
     };
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id })))
+}
+
+impl SendRequest {
+    /// The body parsed, with its destination.
+    pub(super) fn checked(body: &[u8]) -> Result<(x0tta6bl4_actors::libp2p::PeerId, Self), ApiError> {
+        let request: Self = parse_json(body)?;
+        Ok((parse_peer(&request.to)?, request))
+    }
 }
 
 /// `GET /api/v1/messages`: the bounded inbox and undeliverable reports.
@@ -49,7 +56,7 @@ pub async fn inbox(state: web::Data<AppState>) -> HttpResponse {
 /// Body of `POST /api/v1/ping`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PingRequest {
+pub(super) struct PingRequest {
     to: String,
     #[serde(default = "default_ping_timeout_ms")]
     timeout_ms: u64,
@@ -59,11 +66,18 @@ fn default_ping_timeout_ms() -> u64 {
     2_000
 }
 
+impl PingRequest {
+    /// The destination and the timeout (1 ms to 60 s).
+    pub(super) fn checked(body: &[u8]) -> Result<(x0tta6bl4_actors::libp2p::PeerId, Duration), ApiError> {
+        let request: Self = parse_json(body)?;
+        let timeout = Duration::from_millis(request.timeout_ms.clamp(1, 60_000));
+        Ok((parse_peer(&request.to)?, timeout))
+    }
+}
+
 /// `POST /api/v1/ping`: a routed echo; answers with the round-trip time and hops.
 pub async fn ping(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let request: PingRequest = parse_json(&body)?;
-    let to = parse_peer(&request.to)?;
-    let timeout = Duration::from_millis(request.timeout_ms.clamp(1, 60_000));
+    let (to, timeout) = PingRequest::checked(&body)?;
     let reply = state.forwarder.echo(to, timeout).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "rtt_ms": reply.rtt.as_secs_f64() * 1_000.0,

@@ -2,6 +2,7 @@
 
 mod alerts;
 pub mod auth;
+pub mod bodies;
 mod debug;
 pub mod error;
 mod messages;

@@ -37,7 +37,7 @@ pub async fn list_quarantine(state: web::Data<AppState>) -> Result<HttpResponse,
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct QuarantineRequest {
+pub(super) struct QuarantineRequest {
     #[serde(default)]
     addresses: Vec<String>,
     peer: Option<String>,
@@ -47,18 +47,8 @@ struct QuarantineRequest {
 
 /// `POST /api/v1/quarantine {"addresses": [...] | "peer": "...", "ttl_secs": 60, "reason": "..."}`.
 pub async fn quarantine(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let request: QuarantineRequest = parse_json(&body)?;
-    let ttl = match request.ttl_secs {
-        Some(0) => return Err(ApiError::bad_request("bad_ttl", "ttl_secs must be at least 1")),
-        Some(secs) if secs > MAX_TTL_SECS => {
-            return Err(ApiError::bad_request(
-                "bad_ttl",
-                format!("ttl_secs must be at most {MAX_TTL_SECS}"),
-            ))
-        }
-        other => other.map(Duration::from_secs),
-    };
-    let addrs = resolve(&state, &request.addresses, request.peer.as_deref()).await?;
+    let (request, ttl, literal) = QuarantineRequest::checked(&body)?;
+    let addrs = resolve(&state, literal, request.peer.as_deref()).await?;
     let views = state
         .telemetry
         .send(Quarantine {
@@ -76,9 +66,28 @@ pub async fn quarantine(state: web::Data<AppState>, body: web::Bytes) -> Result<
     Ok(HttpResponse::Ok().json(serde_json::json!({ "quarantined": views })))
 }
 
+impl QuarantineRequest {
+    /// The body parsed, with its TTL (1 s to [`MAX_TTL_SECS`]) and literal addresses.
+    pub(super) fn checked(body: &[u8]) -> Result<(Self, Option<Duration>, Vec<IpAddr>), ApiError> {
+        let request: Self = parse_json(body)?;
+        let ttl = match request.ttl_secs {
+            Some(0) => return Err(ApiError::bad_request("bad_ttl", "ttl_secs must be at least 1")),
+            Some(secs) if secs > MAX_TTL_SECS => {
+                return Err(ApiError::bad_request(
+                    "bad_ttl",
+                    format!("ttl_secs must be at most {MAX_TTL_SECS}"),
+                ))
+            }
+            other => other.map(Duration::from_secs),
+        };
+        let literal = literal_addresses(&request.addresses, request.peer.as_deref())?;
+        Ok((request, ttl, literal))
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReleaseRequest {
+pub(super) struct ReleaseRequest {
     #[serde(default)]
     addresses: Vec<String>,
     peer: Option<String>,
@@ -86,8 +95,8 @@ struct ReleaseRequest {
 
 /// `DELETE /api/v1/quarantine {"addresses": [...] | "peer": "..."}`: releases sources now.
 pub async fn release(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let request: ReleaseRequest = parse_json(&body)?;
-    let mut addrs = resolve(&state, &request.addresses, request.peer.as_deref()).await?;
+    let (request, literal) = ReleaseRequest::checked(&body)?;
+    let mut addrs = resolve(&state, literal, request.peer.as_deref()).await?;
     if let Some(peer) = &request.peer {
         let listed = state.telemetry.send(ListQuarantine).await.map_err(|_| restarting())?;
         addrs.extend(
@@ -101,17 +110,33 @@ pub async fn release(state: web::Data<AppState>, body: web::Bytes) -> Result<Htt
     Ok(HttpResponse::Ok().json(serde_json::json!({ "released": released })))
 }
 
+impl ReleaseRequest {
+    /// The body parsed, with its literal addresses.
+    pub(super) fn checked(body: &[u8]) -> Result<(Self, Vec<IpAddr>), ApiError> {
+        let request: Self = parse_json(body)?;
+        let literal = literal_addresses(&request.addresses, request.peer.as_deref())?;
+        Ok((request, literal))
+    }
+}
+
+/// The IP addresses a request lists, after checking that its peer id (if any) is one.
+fn literal_addresses(addresses: &[String], peer: Option<&str>) -> Result<Vec<IpAddr>, ApiError> {
+    if let Some(peer) = peer {
+        parse_peer(peer)?;
+    }
+    addresses
+        .iter()
+        .map(|text| {
+            text.trim()
+                .parse()
+                .map_err(|_| ApiError::bad_request("bad_address", format!("'{text}' is not an IP address")))
+        })
+        .collect()
+}
+
 /// The addresses a request names: its literal addresses plus the IP addresses
 /// the peer announces in its beacons.
-async fn resolve(state: &AppState, addresses: &[String], peer: Option<&str>) -> Result<Vec<IpAddr>, ApiError> {
-    let mut addrs = Vec::new();
-    for text in addresses {
-        let addr: IpAddr = text
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::bad_request("bad_address", format!("'{text}' is not an IP address")))?;
-        addrs.push(addr);
-    }
+async fn resolve(state: &AppState, mut addrs: Vec<IpAddr>, peer: Option<&str>) -> Result<Vec<IpAddr>, ApiError> {
     if let Some(peer) = peer {
         let peer_id = parse_peer(peer)?.to_string();
         let router = router_state(state).await?;
