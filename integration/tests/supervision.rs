@@ -42,6 +42,18 @@ fn every_supervised_actor_survives_a_real_panic_and_the_node_keeps_routing() {
     let mesh = TestMesh::line(3);
     mesh.wait_route(0, 2, 2, Duration::from_secs(30));
     let middle = &mesh.nodes[1];
+    let listening = |node: &NodeProcess| {
+        let status = node.get("/api/v1/status").expect("status");
+        let mut addrs: Vec<String> = status["listen_addrs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| a.to_string())
+            .collect();
+        addrs.sort();
+        addrs
+    };
+    let listened_before = listening(middle);
     // `mesh_loop` panics the mesh event loop, a task of the network runtime:
     // its actor (`mesh`) is what restarts.
     let targets = [
@@ -71,6 +83,14 @@ fn every_supervised_actor_survives_a_real_panic_and_the_node_keeps_routing() {
         still_routes(&mesh, &format!("after a panic in {target}"));
         println!("{target}: panicked, restarted as {actor}, the node routes again");
     }
+    // Node 2 knows the middle only by its bootstrap address: a restarted mesh
+    // listens on the ports the OS gave it first (a QUIC port comes back once
+    // the old loop's last connection has closed).
+    wait_for(
+        Duration::from_secs(40),
+        "the mesh listening on its first ports again",
+        || (listening(middle) == listened_before).then_some(()),
+    );
     assert!(
         middle.log().contains("supervised actor panicked"),
         "the log names each panic"

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::Recipient;
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::swarm::{
     dial_opts::{DialOpts, PeerCondition},
     ConnectionId, SwarmEvent,
@@ -55,6 +56,11 @@ struct EventLoop {
     closing: HashSet<PeerId>,
     /// Connected peers that do not speak the frame protocol (see [`super::roles`]).
     light: LightPeers,
+    /// The configured address behind each listener (to pin its port).
+    listeners: HashMap<ListenerId, Multiaddr>,
+    /// Configured addresses whose previous listen address is still taken,
+    /// and since when it is tried again.
+    relisten: Vec<(Multiaddr, Instant)>,
 }
 
 /// Inbound frame streams read at once per neighbour. Each side keeps one
@@ -87,6 +93,11 @@ impl InboundStreams {
         }
     }
 }
+
+/// How long a restarted loop keeps trying the port-0 listen port peers know
+/// (held until the last connection of the previous run has closed: up to the
+/// QUIC idle timeout) before it takes a new one.
+const RELISTEN_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Dials awaited at once; more are refused (each healer action awaits one).
 const MAX_AWAITED_DIALS: usize = 256;
@@ -135,6 +146,8 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         stalls: StallMeter::new(liveness_every),
         closing: HashSet::new(),
         light: LightPeers::new(config.max_light_peers),
+        listeners: HashMap::new(),
+        relisten: Vec::new(),
     };
     event_loop.start()?;
 
@@ -162,7 +175,10 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 inbound.add(peer, tokio::spawn(reader).abort_handle());
             }
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
-            _ = liveness_timer.tick() => event_loop.close_silent_links(),
+            _ = liveness_timer.tick() => {
+                event_loop.close_silent_links();
+                event_loop.relisten();
+            }
             _ = redial_timer.tick() => event_loop.redial_bootstrap(),
             _ = kad_timer.tick() => {
                 // Refreshes the routing table; "no known peers" just means we are alone.
@@ -181,12 +197,13 @@ impl EventLoop {
             .gossipsub
             .subscribe(&self.topic)
             .map_err(|e| MeshError::Transport(e.to_string()))?;
-        for addr in &self.shared.config.listen {
-            self.swarm.listen_on(addr.clone()).map_err(|e| MeshError::Listen {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
+        for configured in self.shared.config.listen.clone() {
+            match self.shared.listen_pins.address_for(&configured) {
+                Some(_) => self.relisten.push((configured, Instant::now())),
+                None => self.listen_as(&configured, configured.clone())?,
+            }
         }
+        self.relisten();
         for addr in self.shared.config.bootstrap.clone() {
             if let Some(peer) = peer_of(&addr) {
                 self.bootstrap_peers.insert(peer);
@@ -203,6 +220,41 @@ impl EventLoop {
             }
         }
         Ok(())
+    }
+
+    /// Listens on `addr`; the listener is remembered as `configured`'s.
+    fn listen_as(&mut self, configured: &Multiaddr, addr: Multiaddr) -> Result<(), MeshError> {
+        let id = self.swarm.listen_on(addr.clone()).map_err(|e| MeshError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.listeners.insert(id, configured.clone());
+        Ok(())
+    }
+
+    /// Tries again the listen addresses an earlier run of the loop held and
+    /// that were still taken. A port-0 address whose port stays taken past
+    /// [`RELISTEN_PATIENCE`] gets a new port from the OS; a named port is
+    /// tried for as long as it takes.
+    fn relisten(&mut self) {
+        for (configured, since) in std::mem::take(&mut self.relisten) {
+            let earlier = self.shared.listen_pins.address_for(&configured);
+            let addr = earlier.clone().unwrap_or_else(|| configured.clone());
+            let Err(error) = self.listen_as(&configured, addr.clone()) else {
+                continue;
+            };
+            if since.elapsed() < RELISTEN_PATIENCE {
+                tracing::debug!(%addr, %error, "the listen address of the previous run is still taken");
+                self.relisten.push((configured, since));
+            } else if earlier.is_some_and(|pinned| pinned != configured) {
+                tracing::warn!(%addr, "the listen port peers know stayed taken; listening on a new one");
+                self.shared.listen_pins.forget(&configured);
+                self.relisten.push((configured, Instant::now()));
+            } else {
+                tracing::warn!(%addr, %error, "cannot listen again; still trying");
+                self.relisten.push((configured, Instant::now()));
+            }
+        }
     }
 
     fn dial_addr(&mut self, addr: Multiaddr) {
@@ -353,8 +405,11 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
                 tracing::info!(%address, "listening");
+                if let Some(configured) = self.listeners.get(&listener_id) {
+                    self.shared.listen_pins.record(configured, &address);
+                }
                 self.shared.ready.store(true, Ordering::Release);
             }
             SwarmEvent::ConnectionEstablished {

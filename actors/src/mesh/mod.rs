@@ -16,6 +16,7 @@ pub mod behaviour;
 pub mod config;
 mod event_loop;
 pub mod link_stats;
+mod listen;
 mod metrics;
 pub mod neighbours;
 pub mod pq_beacons;
@@ -176,6 +177,8 @@ pub(crate) struct MeshShared {
     commands: tokio::sync::Mutex<mpsc::Receiver<Command>>,
     /// Neighbours whose links the healer asked to avoid (kept across loop restarts).
     avoided: parking_lot::Mutex<std::collections::HashSet<PeerId>>,
+    /// Ports the OS chose for wildcard-port listen addresses (kept across loop restarts).
+    listen_pins: listen::ListenPins,
 }
 
 /// The post-quantum part of this node's beacons.
@@ -333,6 +336,7 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
         pq: parking_lot::RwLock::new(PqAnnouncement::new(parts.pq_binding.as_ref(), parts.pq_beacons)),
         ready: AtomicBool::new(false),
         avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
+        listen_pins: listen::ListenPins::default(),
         commands: tokio::sync::Mutex::new(rx),
     });
     MeshHandle { commands: tx, shared }
