@@ -31,10 +31,23 @@ pub struct Store {
     db: sled::Db,
 }
 
+/// Bytes of sled's page cache unless configured (sled's own default is 1 GiB,
+/// which a node's few MiB of state would let grow for hours).
+pub const DEFAULT_CACHE_BYTES: u64 = 8 << 20;
+
 impl Store {
-    /// Opens (or creates) the database under `dir`.
+    /// Opens (or creates) the database under `dir` with the default cache.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir.join("db")).open()?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the database under `dir`, its page cache bounded to
+    /// `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(cache_bytes)
+            .open()?;
         Ok(Self { db })
     }
 

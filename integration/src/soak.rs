@@ -68,6 +68,11 @@ pub struct Growth {
     pub median_slope_per_min: f64,
     /// Largest value seen on any node.
     pub max_value: u64,
+    /// Processes that ran through the whole second half of the soak.
+    pub late_processes: usize,
+    /// Their median slope per minute over that half: near zero when the
+    /// resource levels off, as caches fill up to their bounds.
+    pub late_median_slope_per_min: f64,
 }
 
 /// Figures of one soak.
@@ -281,8 +286,12 @@ fn dir_size(dir: &std::path::Path) -> u64 {
 /// Least-squares slopes per process (a node's samples with one pid), over
 /// the samples from its second minute on (start-up growth is not a leak);
 /// processes sampled over less than half a minute after that are left out.
+/// The late slopes are those of the processes that lived through the whole
+/// second half of the soak, over that half.
 fn growth(samples: &[Sample], of: impl Fn(&Sample) -> &Vec<u64>) -> Growth {
+    let half = samples.last().map_or(0.0, |s| s.minutes) / 2.0;
     let mut slopes: Vec<f64> = Vec::new();
+    let mut late: Vec<f64> = Vec::new();
     for node in 0..NODES {
         let mut runs: Vec<Vec<&Sample>> = Vec::new();
         for s in samples {
@@ -300,16 +309,25 @@ fn growth(samples: &[Sample], of: impl Fn(&Sample) -> &Vec<u64>) -> Growth {
                 .collect();
             let span = settled.last().map_or(0.0, |l| l.0) - settled.first().map_or(0.0, |f| f.0);
             if settled.len() >= 3 && span >= 0.5 {
-                slopes.push(slope(settled.into_iter()));
+                slopes.push(slope(settled.iter().copied()));
+            }
+            let second_half: Vec<(f64, f64)> = settled.into_iter().filter(|(m, _)| *m >= half).collect();
+            let lived_through =
+                born + 1.0 <= half && run.last().map(|s| s.minutes) == samples.last().map(|s| s.minutes);
+            if lived_through && second_half.len() >= 3 {
+                late.push(slope(second_half.into_iter()));
             }
         }
     }
     slopes.sort_by(f64::total_cmp);
+    late.sort_by(f64::total_cmp);
     Growth {
         processes: slopes.len(),
         max_slope_per_min: slopes.last().copied().unwrap_or(0.0),
         median_slope_per_min: slopes.get(slopes.len() / 2).copied().unwrap_or(0.0),
         max_value: samples.iter().flat_map(|s| of(s).iter().copied()).max().unwrap_or(0),
+        late_processes: late.len(),
+        late_median_slope_per_min: late.get(late.len() / 2).copied().unwrap_or(0.0),
     }
 }
 

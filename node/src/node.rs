@@ -63,7 +63,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .context("cannot start the network runtime")?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let store = Store::open(&data_dir).with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let store = Store::open_with_cache(&data_dir, config.store_cache_mib << 20)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     let keypair = store.load_or_create_identity()?;
     let pq_seeds = store.load_or_create_pq_seeds()?;
     let peer_id = keypair.public().to_peer_id();

@@ -148,6 +148,9 @@ pub struct NodeConfig {
     pub minimal: bool,
     /// Worker threads of the network runtime (libp2p, frame streams, sealing).
     pub network_threads: usize,
+    /// MiB of sled's page cache (`X0TTA6BL4_STORE_CACHE_MIB`): it bounds
+    /// the memory the database takes as the node runs.
+    pub store_cache_mib: u64,
 }
 
 impl Default for NodeConfig {
@@ -170,6 +173,7 @@ impl Default for NodeConfig {
             failover: false,
             minimal: false,
             network_threads: 2,
+            store_cache_mib: 8,
         }
     }
 }
@@ -198,7 +202,8 @@ impl NodeConfig {
     /// This configuration turned into a minimal node for small devices: no
     /// XDP program (interface counters instead), TCP only (no QUIC endpoint
     /// and its buffers), one network thread, a healing history of 16 records,
-    /// and smaller caches of seen message ids (4,096) and known peers (256).
+    /// and smaller caches of seen message ids (4,096), known peers (256) and
+    /// database pages (2 MiB).
     /// Routing, healing, sealed sessions and the API work as in a full node.
     pub fn with_minimal(self) -> Self {
         let tcp_only = self
@@ -211,6 +216,7 @@ impl NodeConfig {
         Self {
             minimal: true,
             network_threads: 1,
+            store_cache_mib: 2,
             mesh: MeshConfig {
                 quic: false,
                 listen: tcp_only,
@@ -306,6 +312,9 @@ impl NodeConfig {
         }
         if !(1..=64).contains(&self.network_threads) {
             return invalid("network_threads", "must be 1 to 64");
+        }
+        if !(1..=4096).contains(&self.store_cache_mib) {
+            return invalid("store_cache_mib", "must be 1 to 4096");
         }
         if self.mesh.listen.is_empty() {
             return invalid("mesh.listen", "needs at least one address");
@@ -506,6 +515,7 @@ mod tests {
             assert_eq!(config.mesh.listen.len(), 1, "the QUIC address is gone");
             assert!(!x0tta6bl4_actors::mesh::is_quic(&config.mesh.listen[0]));
             assert_eq!((config.router.seen_capacity, config.healer.history_limit), (4_096, 16));
+            assert_eq!(config.store_cache_mib, 2);
             assert_eq!(config.mesh.link_timeout_ms, MeshConfig::default().link_timeout_ms);
 
             jail.set_env("X0TTA6BL4_FAILOVER", "true");

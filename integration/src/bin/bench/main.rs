@@ -12,7 +12,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- heal [--quick] [--timeline]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- stability [--quick]   # root: namespaces
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- storage [--quick]   # 100 SIGKILLs
-//! cargo run --release -p x0tta6bl4-integration --bin bench -- soak [--quick]   # root: namespaces, 30 min
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- soak [--quick] [--minutes N]   # root: namespaces, 30 min
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
@@ -46,7 +46,10 @@ fn main() {
         Some("heal") => heal::run(quick, args.iter().any(|a| a == "--timeline")),
         Some("stability") => stability::run(quick),
         Some("storage") => storage::run(quick),
-        Some("soak") => soak::run(quick),
+        Some("soak") => {
+            let minutes = args.iter().skip_while(|a| *a != "--minutes").nth(1);
+            soak::run(quick, minutes.and_then(|m| m.parse().ok()))
+        }
         Some("api") => api::run(quick),
         Some("conns") => conns::run(quick),
         Some("instructions") => instructions::run(quick),

@@ -1,5 +1,6 @@
-//! `bench soak`: 30 minutes (3 with `--quick`) of chaos on a 20-node namespace
-//! mesh carrying reliable flows; see `x0tta6bl4_integration::soak`.
+//! `bench soak`: 30 minutes (3 with `--quick`, N with `--minutes N`) of chaos
+//! on a 20-node namespace mesh carrying reliable flows; see
+//! `x0tta6bl4_integration::soak`.
 
 use std::time::Duration;
 
@@ -7,8 +8,8 @@ use x0tta6bl4_integration::soak::{soak, Growth};
 
 /// Runs the soak and prints its figures and a JSON line; exits 1 when a
 /// reliable message was lost or an actor restarted.
-pub fn run(quick: bool) {
-    let minutes = if quick { 3 } else { 30 };
+pub fn run(quick: bool, minutes: Option<u64>) {
+    let minutes = minutes.unwrap_or(if quick { 3 } else { 30 });
     let seed = x0tta6bl4_integration::unix_ms();
     println!(
         "soak: {minutes} min, 20 nodes in namespaces, 4 reliable flows of 20 msg/s, a fault every 3-8 s (seed {seed})"
@@ -25,12 +26,19 @@ pub fn run(quick: bool) {
         "reliable messages: {} accepted, {} lost; actor restarts: {}",
         report.reliable_sent, report.reliable_lost, report.actor_restarts
     );
-    println!("| resource | processes measured | median slope / min | max slope / min | max value |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| resource | processes measured | median slope / min | max slope / min | max value | second half: processes | second half: median slope / min |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let row = |name: &str, g: &Growth| {
         println!(
-            "| {name} | {} | {:.1} | {:.1} | {} |",
-            g.processes, g.median_slope_per_min, g.max_slope_per_min, g.max_value
+            "| {name} | {} | {:.1} | {:.1} | {} | {} | {:.1} |",
+            g.processes,
+            g.median_slope_per_min,
+            g.max_slope_per_min,
+            g.max_value,
+            g.late_processes,
+            g.late_median_slope_per_min
         );
     };
     row("RSS (KiB)", &report.rss_kib);
