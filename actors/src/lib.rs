@@ -28,4 +28,5 @@ pub mod router;
 pub mod secure;
 pub mod store;
 pub mod supervision;
+pub mod svid;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 //! integration tests).
 
 pub mod api;
+pub mod ca;
 pub mod client;
 pub mod config;
 pub mod demo;

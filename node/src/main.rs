@@ -64,6 +64,14 @@ enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Run the trust domain's certificate authority: issue, revoke, publish CRLs.
+    Ca {
+        /// Directory of the CA (key, bundle, revoked serials).
+        #[arg(long, default_value = "ca", global = true)]
+        dir: PathBuf,
+        #[command(subcommand)]
+        action: CaCommand,
+    },
     /// Show the node's status.
     Status(client::Target),
     /// List peers known to the node.
@@ -104,6 +112,101 @@ enum KeysCommand {
         #[arg(long, env = "X0TTA6BL4_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make a new CA for a trust domain.
+    Init {
+        /// The trust domain, e.g. `mesh.example.org`.
+        #[arg(long)]
+        trust_domain: String,
+        /// Validity of the CA certificate, in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// Issue an X.509-SVID: writes `<out>.pem` and `<out>.key.pem`.
+    Issue {
+        /// The node's peer id: the SVID names `spiffe://<trust domain>/node/<peer id>`.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        peer_id: Option<String>,
+        /// Any SPIFFE ID of the trust domain (an operator, a tool).
+        #[arg(long)]
+        id: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+        /// Path prefix of the files written.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke an SVID by serial (hex) or by its certificate file.
+    Revoke {
+        /// Serial number, hex.
+        #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
+        serial: Option<String>,
+        /// The certificate (PEM).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
+    /// Write a CRL of every revoked serial.
+    Crl {
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Hours until its nextUpdate.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
+}
+
+fn run_ca(dir: &std::path::Path, action: CaCommand) -> anyhow::Result<()> {
+    use std::time::Duration;
+    use x0tta6bl4::ca::{serial_of, CaDir};
+    match action {
+        CaCommand::Init { trust_domain, days } => {
+            let ca = CaDir::init(dir, &trust_domain, Duration::from_secs(days * 86_400))?;
+            println!(
+                "CA of {trust_domain} made; its trust bundle: {}",
+                ca.bundle_path().display()
+            );
+        }
+        CaCommand::Issue {
+            peer_id,
+            id,
+            ttl_secs,
+            out,
+        } => {
+            let ca = CaDir::open(dir)?;
+            let id = match (peer_id, id) {
+                (Some(peer), _) => x0tta6bl4_actors::svid::SpiffeId::for_node(ca.trust_domain(), &peer)?,
+                (None, Some(id)) => x0tta6bl4_actors::svid::SpiffeId::parse(&id)?,
+                (None, None) => anyhow::bail!("give --peer-id or --id"),
+            };
+            let serial = ca.issue(&id, Duration::from_secs(ttl_secs), &out)?;
+            println!("issued {id} (serial {serial}, {ttl_secs} s) to {}.pem", out.display());
+        }
+        CaCommand::Revoke { serial, cert } => {
+            let serial = match (serial, cert) {
+                (Some(serial), _) => serial,
+                (None, Some(cert)) => serial_of(&cert)?,
+                (None, None) => anyhow::bail!("give --serial or --cert"),
+            };
+            let mut ca = CaDir::open(dir)?;
+            match ca.revoke(&serial)? {
+                true => println!("revoked {serial}; publish a new CRL with `x0tta6bl4 ca crl`"),
+                false => println!("{serial} was already revoked"),
+            }
+        }
+        CaCommand::Crl { out, hours } => {
+            let pem = CaDir::open(dir)?.crl(Duration::from_secs(hours * 3600))?;
+            match out {
+                Some(path) => std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{pem}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -154,6 +257,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Ca { dir, action } => run_ca(&dir, action),
         Command::Status(target) => client::status(&target),
         Command::Peers(target) => client::peers(&target),
         Command::Routes(target) => client::routes(&target),

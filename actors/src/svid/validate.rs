@@ -1,0 +1,384 @@
+//! Validation of X.509-SVIDs: the SPIFFE rules on the leaf (checked with
+//! `x509-parser`: webpki does not look at a leaf's keyUsage or count its URI
+//! SANs), then the chain to the trust bundle, the validity window with a
+//! clock-skew allowance and revocation by CRL (`rustls-webpki`). Every
+//! refusal has its own reason.
+
+use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use thiserror::Error;
+use webpki::{
+    CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
+    RevocationOptionsBuilder, UnknownStatusPolicy,
+};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::ca::hex;
+use super::spiffe_id::{SpiffeId, SpiffeIdError};
+
+/// Largest certificate accepted, in bytes: an SVID is well under 2 KiB.
+pub const MAX_CERT_BYTES: usize = 16 * 1024;
+/// Most certificates in a presented chain (the leaf and intermediates).
+pub const MAX_CHAIN: usize = 4;
+
+/// Signature algorithms accepted in a chain.
+static ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
+    webpki::ring::ECDSA_P256_SHA256,
+    webpki::ring::ECDSA_P384_SHA384,
+    webpki::ring::ED25519,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+];
+
+/// What the certificate is presented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// A client (mTLS API, a peer dialling in).
+    Client,
+    /// A server.
+    Server,
+}
+
+/// Why an SVID was refused. [`Refusal::reason`] is its metric label.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Refusal {
+    /// No certificate at all.
+    #[error("no certificate was presented")]
+    NoCertificate,
+    /// Over [`MAX_CERT_BYTES`] or [`MAX_CHAIN`].
+    #[error("the certificate chain is too large ({0})")]
+    Oversized(String),
+    /// Not a DER X.509 certificate (garbage, truncated, another type).
+    #[error("not an X.509 certificate: {0}")]
+    Malformed(String),
+    /// A CA certificate presented as an SVID.
+    #[error("the certificate is a CA (basicConstraints cA=true), not an SVID")]
+    CaAsLeaf,
+    /// keyUsage missing, not critical, without digitalSignature, or with a signing use.
+    #[error("keyUsage must be critical with digitalSignature and without keyCertSign or cRLSign: {0}")]
+    KeyUsage(&'static str),
+    /// An extended key usage without serverAuth and clientAuth.
+    #[error("extendedKeyUsage lacks {0}")]
+    ExtendedKeyUsage(&'static str),
+    /// Not exactly one URI SAN.
+    #[error("an SVID has exactly one URI SAN, this has {0}")]
+    UriSanCount(usize),
+    /// The URI SAN is not a valid SPIFFE ID.
+    #[error("the URI SAN is not a SPIFFE ID: {0}")]
+    Id(SpiffeIdError),
+    /// A SPIFFE ID of another trust domain.
+    #[error("{0} is not in the trust domain {1}")]
+    WrongTrustDomain(String, String),
+    /// Past its notAfter (beyond the skew allowance).
+    #[error("the certificate expired")]
+    Expired,
+    /// Before its notBefore (beyond the skew allowance).
+    #[error("the certificate is not valid yet")]
+    NotYetValid,
+    /// Not signed by a CA of the bundle.
+    #[error("the certificate is not signed by the trust bundle")]
+    UnknownIssuer,
+    /// Signed by a CA of the bundle whose own certificate has expired.
+    #[error("the trust bundle's CA certificate has expired")]
+    BundleExpired,
+    /// Listed in the CRL.
+    #[error("the certificate is revoked")]
+    Revoked,
+    /// CRLs are configured but none is from the certificate's issuer.
+    #[error("no CRL of the certificate's issuer is known")]
+    RevocationUnknown,
+    /// The CRL is past its nextUpdate.
+    #[error("the CRL is out of date (past its nextUpdate)")]
+    CrlExpired,
+    /// The CRL is not signed by the bundle's CA.
+    #[error("the CRL is not signed by the trust bundle's CA")]
+    BadCrl,
+    /// A signature in the chain does not verify or uses an algorithm not accepted.
+    #[error("a signature does not verify: {0}")]
+    BadSignature(String),
+    /// Any other reason webpki gives.
+    #[error("the certificate is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Refusal {
+    /// Metric label (`x0tta_svid_validations_total{result="refused",reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoCertificate => "no_certificate",
+            Self::Oversized(_) => "oversized",
+            Self::Malformed(_) => "malformed",
+            Self::CaAsLeaf => "ca_as_leaf",
+            Self::KeyUsage(_) => "key_usage",
+            Self::ExtendedKeyUsage(_) => "extended_key_usage",
+            Self::UriSanCount(_) => "uri_san_count",
+            Self::Id(e) => e.reason(),
+            Self::WrongTrustDomain(..) => "wrong_trust_domain",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::BundleExpired => "bundle_expired",
+            Self::Revoked => "revoked",
+            Self::RevocationUnknown => "revocation_unknown",
+            Self::CrlExpired => "crl_expired",
+            Self::BadCrl => "bad_crl",
+            Self::BadSignature(_) => "bad_signature",
+            Self::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// A trust bundle or CRL that cannot be used.
+#[derive(Debug, Error)]
+pub enum BundleError {
+    /// No certificate in the bundle.
+    #[error("the trust bundle holds no certificate")]
+    Empty,
+    /// A certificate of the bundle does not parse.
+    #[error("a certificate of the trust bundle is unusable: {0}")]
+    Certificate(String),
+    /// The CRL does not parse.
+    #[error("the CRL is unusable: {0}")]
+    Crl(String),
+}
+
+/// An SVID that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSvid {
+    /// Its SPIFFE ID.
+    pub id: SpiffeId,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// End of validity.
+    pub not_after: SystemTime,
+}
+
+/// One CA certificate of the trust bundle.
+struct Anchor {
+    der: CertificateDer<'static>,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+/// Validates SVIDs of one trust domain against its bundle and CRLs.
+pub struct Validator {
+    trust_domain: String,
+    anchors: Vec<Anchor>,
+    crls: Vec<CertRevocationList<'static>>,
+    skew: Duration,
+}
+
+impl Validator {
+    /// A validator for `trust_domain` trusting the CA certificates in
+    /// `bundle_pem`, allowing clocks to differ by `skew`.
+    pub fn new(trust_domain: &str, bundle_pem: &str, skew: Duration) -> Result<Self, BundleError> {
+        let mut anchors = Vec::new();
+        for pem in x509_parser::pem::Pem::iter_from_buffer(bundle_pem.as_bytes()) {
+            let pem = pem.map_err(|e| BundleError::Certificate(e.to_string()))?;
+            let (_, cert) =
+                X509Certificate::from_der(&pem.contents).map_err(|e| BundleError::Certificate(e.to_string()))?;
+            let validity = cert.validity();
+            let time = |t: x509_parser::time::ASN1Time| {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0))
+            };
+            let der = CertificateDer::from(pem.contents.clone());
+            webpki::anchor_from_trusted_cert(&der).map_err(|e| BundleError::Certificate(e.to_string()))?;
+            anchors.push(Anchor {
+                not_before: time(validity.not_before),
+                not_after: time(validity.not_after),
+                der,
+            });
+        }
+        if anchors.is_empty() {
+            return Err(BundleError::Empty);
+        }
+        Ok(Self {
+            trust_domain: trust_domain.to_string(),
+            anchors,
+            crls: Vec::new(),
+            skew,
+        })
+    }
+
+    /// Replaces the CRLs checked with those in `crl_pem` (PEM, one or more).
+    pub fn set_crls_pem(&mut self, crl_pem: &str) -> Result<(), BundleError> {
+        let mut crls = Vec::new();
+        for pem in x509_parser::pem::Pem::iter_from_buffer(crl_pem.as_bytes()) {
+            let pem = pem.map_err(|e| BundleError::Crl(e.to_string()))?;
+            let crl =
+                OwnedCertRevocationList::from_der(&pem.contents).map_err(|e| BundleError::Crl(format!("{e:?}")))?;
+            crls.push(CertRevocationList::from(crl));
+        }
+        if crls.is_empty() {
+            return Err(BundleError::Crl("no CRL in the PEM".into()));
+        }
+        self.crls = crls;
+        Ok(())
+    }
+
+    /// The trust domain.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// Validates `chain` (leaf first, DER) presented for `usage` at `now`.
+    pub fn validate(&self, chain: &[Vec<u8>], usage: Usage, now: SystemTime) -> Result<VerifiedSvid, Refusal> {
+        let leaf = chain.first().ok_or(Refusal::NoCertificate)?;
+        if chain.len() > MAX_CHAIN {
+            return Err(Refusal::Oversized(format!("{} certificates", chain.len())));
+        }
+        if let Some(big) = chain.iter().find(|c| c.len() > MAX_CERT_BYTES) {
+            return Err(Refusal::Oversized(format!("{} bytes", big.len())));
+        }
+        let checked = check_leaf(leaf, &self.trust_domain)?;
+        let anchor = self.verify_chain(chain, usage, now)?;
+        // webpki's trust anchors carry no validity: the CA's own is checked here.
+        if now + self.skew < anchor.not_before || anchor.not_after + self.skew < now {
+            return Err(Refusal::BundleExpired);
+        }
+        Ok(checked)
+    }
+
+    /// Checks the chain to the bundle at `now`, allowing the clock skew at
+    /// the leaf's validity edges; the anchor it chains to.
+    fn verify_chain(&self, chain: &[Vec<u8>], usage: Usage, now: SystemTime) -> Result<&Anchor, Refusal> {
+        let trust: Vec<TrustAnchor<'_>> = self
+            .anchors
+            .iter()
+            .filter_map(|a| webpki::anchor_from_trusted_cert(&a.der).ok())
+            .collect();
+        let leaf = CertificateDer::from(chain[0].as_slice());
+        let intermediates: Vec<CertificateDer<'_>> =
+            chain[1..].iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let end_entity = EndEntityCert::try_from(&leaf).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let crls: Vec<&CertRevocationList<'_>> = self.crls.iter().collect();
+        let verify_at = |time: UnixTime| {
+            let revocation = RevocationOptionsBuilder::new(&crls).ok().map(|b| {
+                b.with_depth(RevocationCheckDepth::Chain)
+                    .with_status_policy(UnknownStatusPolicy::Deny)
+                    .with_expiration_policy(ExpirationPolicy::Enforce)
+                    .build()
+            });
+            let eku = match usage {
+                Usage::Client => KeyUsage::client_auth(),
+                Usage::Server => KeyUsage::server_auth(),
+            };
+            end_entity
+                .verify_for_usage(ALGORITHMS, &trust, &intermediates, time, eku, revocation, None)
+                .map(|path| path.anchor().subject_public_key_info.as_ref().to_vec())
+        };
+        let now_unix = unix(now);
+        let skew = self.skew.as_secs();
+        let verified = match verify_at(UnixTime::since_unix_epoch(Duration::from_secs(now_unix))) {
+            Err(webpki::Error::CertNotValidYet { not_before, .. }) if not_before.as_secs() <= now_unix + skew => {
+                verify_at(not_before)
+            }
+            Err(webpki::Error::CertExpired { not_after, .. }) if not_after.as_secs() + skew >= now_unix => {
+                verify_at(not_after)
+            }
+            other => other,
+        };
+        let spki = verified.map_err(refusal_of)?;
+        self.anchors
+            .iter()
+            .zip(&trust)
+            .find(|(_, t)| t.subject_public_key_info.as_ref() == spki.as_slice())
+            .map(|(a, _)| a)
+            .ok_or(Refusal::UnknownIssuer)
+    }
+}
+
+/// The SPIFFE rules webpki does not check, and the SPIFFE ID.
+fn check_leaf(der: &[u8], trust_domain: &str) -> Result<VerifiedSvid, Refusal> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(Refusal::Malformed(format!(
+            "{} bytes after the certificate",
+            rest.len()
+        )));
+    }
+    let malformed = |e: x509_parser::error::X509Error| Refusal::Malformed(e.to_string());
+    if cert
+        .basic_constraints()
+        .map_err(malformed)?
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(Refusal::CaAsLeaf);
+    }
+    let key_usage = cert
+        .key_usage()
+        .map_err(malformed)?
+        .ok_or(Refusal::KeyUsage("missing"))?;
+    if !key_usage.critical {
+        return Err(Refusal::KeyUsage("not critical"));
+    }
+    if !key_usage.value.digital_signature() {
+        return Err(Refusal::KeyUsage("no digitalSignature"));
+    }
+    if key_usage.value.key_cert_sign() || key_usage.value.crl_sign() {
+        return Err(Refusal::KeyUsage("keyCertSign or cRLSign set"));
+    }
+    if let Some(eku) = cert.extended_key_usage().map_err(malformed)? {
+        if !eku.value.server_auth {
+            return Err(Refusal::ExtendedKeyUsage("serverAuth"));
+        }
+        if !eku.value.client_auth {
+            return Err(Refusal::ExtendedKeyUsage("clientAuth"));
+        }
+    }
+    let uris: Vec<&str> = cert
+        .subject_alternative_name()
+        .map_err(malformed)?
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::URI(uri) => Some(*uri),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let [uri] = uris.as_slice() else {
+        return Err(Refusal::UriSanCount(uris.len()));
+    };
+    let id = SpiffeId::parse(uri).map_err(Refusal::Id)?;
+    if id.trust_domain() != trust_domain {
+        return Err(Refusal::WrongTrustDomain(id.to_string(), trust_domain.to_string()));
+    }
+    let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+    Ok(VerifiedSvid {
+        id,
+        serial: hex(cert.raw_serial()),
+        not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(not_after),
+    })
+}
+
+fn refusal_of(error: webpki::Error) -> Refusal {
+    use webpki::Error as E;
+    match error {
+        E::CertExpired { .. } => Refusal::Expired,
+        E::CertNotValidYet { .. } => Refusal::NotYetValid,
+        E::UnknownIssuer => Refusal::UnknownIssuer,
+        E::CertRevoked => Refusal::Revoked,
+        E::UnknownRevocationStatus => Refusal::RevocationUnknown,
+        E::CrlExpired { .. } => Refusal::CrlExpired,
+        E::InvalidCrlSignatureForPublicKey | E::IssuerNotCrlSigner | E::UnsupportedCrlSignatureAlgorithmContext(_) => {
+            Refusal::BadCrl
+        }
+        E::CaUsedAsEndEntity => Refusal::CaAsLeaf,
+        E::InvalidSignatureForPublicKey
+        | E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => Refusal::BadSignature(format!("{error:?}")),
+        E::BadDer | E::BadDerTime | E::TrailingData(_) | E::UnsupportedCertVersion => {
+            Refusal::Malformed(format!("{error:?}"))
+        }
+        other => Refusal::Invalid(format!("{other:?}")),
+    }
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
