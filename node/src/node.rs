@@ -171,6 +171,34 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
         telemetry.do_send(Subscribe(healer.clone().recipient()));
 
+        let svid = match config.svid.enabled {
+            false => None,
+            true => {
+                let ca = x0tta6bl4_actors::svid::local_ca::load_or_create(
+                    &store,
+                    &config.svid.trust_domain,
+                    std::time::Duration::from_secs(config.svid.ca_days * 86_400),
+                )
+                .context("cannot open the node's trust-domain CA")?;
+                let id = x0tta6bl4_actors::svid::SpiffeId::for_node(&config.svid.trust_domain, &peer_id.to_string())?;
+                let handle = Arc::new(x0tta6bl4_actors::svid::SvidHandle::default());
+                let (actor_handle, svid_config, svid_alerts) = (handle.clone(), config.svid.clone(), alerts.clone());
+                let actor = supervision.start("svid", move |_| {
+                    let source = x0tta6bl4_actors::svid::local_ca::LocalCa {
+                        ca,
+                        ttl: std::time::Duration::from_secs(svid_config.ttl_secs),
+                    };
+                    x0tta6bl4_actors::svid::SvidActor::new(
+                        Box::new(source),
+                        id,
+                        actor_handle,
+                        svid_config.renew_at,
+                        svid_alerts,
+                    )
+                });
+                Some((handle, actor))
+            }
+        };
         let faults = Arc::new(
             [
                 ("alerter", alerter_actor.recipient()),
@@ -181,6 +209,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 ("healer", healer.clone().recipient()),
             ]
             .into_iter()
+            .chain(svid.as_ref().map(|(_, actor)| ("svid", actor.clone().recipient())))
             .collect(),
         );
         let state = AppState {
@@ -203,6 +232,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 mesh: mesh_handle.clone(),
             }),
             started: Instant::now(),
+            svid: svid.map(|(handle, _)| handle),
         };
         let access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
         tracing::info!("{}", access.describe());

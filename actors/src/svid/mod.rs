@@ -1,14 +1,20 @@
 //! SPIFFE identity: SPIFFE IDs, the built-in trust-domain CA that issues
-//! X.509-SVIDs, and the validator that checks them (chain, SPIFFE rules,
-//! validity with clock skew, revocation by CRL).
+//! X.509-SVIDs, the validator that checks them (chain, SPIFFE rules,
+//! validity with clock skew, revocation by CRL), and the renewer actor.
 
+pub mod actor;
 pub mod ca;
+pub mod config;
+pub mod local_ca;
+pub mod renewal;
 pub mod spiffe_id;
 pub mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use actor::{HeldSvid, SvidActor, SvidHandle};
 pub use ca::{IssuedSvid, Revoked, TrustDomainCa};
+pub use config::SvidConfig;
 pub use spiffe_id::{SpiffeId, SpiffeIdError};
 pub use validate::{Refusal, Usage, Validator, VerifiedSvid};

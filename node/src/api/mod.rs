@@ -56,6 +56,8 @@ pub struct AppState {
     pub keys: Arc<crate::keys::LiveKeys>,
     /// Start time, for uptime.
     pub started: Instant,
+    /// The node's SVID, when `svid.enabled`.
+    pub svid: Option<Arc<x0tta6bl4_actors::svid::SvidHandle>>,
 }
 
 /// Requests that change the node's state (everything but reads and the
@@ -109,6 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/telemetry", web::get().to(telemetry::snapshot))
                 .route("/breakers", web::get().to(views::breakers))
                 .route("/policy", web::get().to(views::policy))
+                .route("/identity", web::get().to(views::identity))
                 .route("/healing", web::get().to(views::healing))
                 .route("/alerts", web::get().to(alerts::list))
                 .route("/alerts", web::post().to(alerts::fire))
@@ -142,6 +145,16 @@ async fn health() -> HttpResponse {
 }
 
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let no_svid = state
+        .svid
+        .as_ref()
+        .is_some_and(|svid| svid.current(std::time::SystemTime::now()).is_none());
+    if no_svid {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "ready": false,
+            "reason": "no valid SVID: the node's identity expired or was never issued (see /api/v1/identity)",
+        }));
+    }
     if state.mesh.is_ready() {
         HttpResponse::Ok().json(serde_json::json!({ "ready": true }))
     } else {

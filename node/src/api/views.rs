@@ -190,6 +190,32 @@ pub async fn policy(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(state.policy.view()))
 }
 
+/// `GET /api/v1/identity`: the node's SPIFFE ID, its SVID's serial and
+/// expiry, and the renewal counts.
+pub async fn identity(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some(svid) = &state.svid else {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "enabled": false })));
+    };
+    let now = std::time::SystemTime::now();
+    let (renewals, failures) = svid.counts();
+    let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let body = match svid.last() {
+        None => serde_json::json!({ "enabled": true, "svid": null, "renewals": renewals, "failures": failures }),
+        Some(held) => serde_json::json!({
+            "enabled": true,
+            "spiffe_id": held.svid.id.to_string(),
+            "serial": held.svid.serial,
+            "not_after_unix": unix(held.svid.not_after),
+            "expires_in_secs": held.svid.not_after.duration_since(now).map_or(0, |d| d.as_secs()),
+            "expired": held.svid.not_after <= now,
+            "lifetime_secs": held.lifetime().as_secs(),
+            "renewals": renewals,
+            "failures": failures,
+        }),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
 /// `GET /api/v1/healing`: the healer's history (newest first), symptoms and actions in force.
 pub async fn healing(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let view = state

@@ -132,6 +132,8 @@ pub struct NodeConfig {
     pub alerter: AlerterConfig,
     /// Restart limits and stuck detection of the supervised actors.
     pub supervision: SupervisionConfig,
+    /// The node's SPIFFE identity (X.509-SVID) and its renewal.
+    pub svid: x0tta6bl4_actors::svid::SvidConfig,
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
@@ -168,6 +170,7 @@ impl Default for NodeConfig {
             policy: PolicyConfig::default(),
             alerter: AlerterConfig::default(),
             supervision: SupervisionConfig::default(),
+            svid: x0tta6bl4_actors::svid::SvidConfig::default(),
             byzantine: false,
             pqc_beacons: false,
             failover: false,
@@ -397,6 +400,9 @@ impl NodeConfig {
             Ok(_) => {}
         }
         self.validate_alerter()?;
+        if let Some((key, problem)) = self.svid.problem() {
+            return invalid(key, &problem);
+        }
         self.validate_limits()?;
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(
