@@ -101,9 +101,7 @@ impl CaDir {
         if self.state.revoked.iter().any(|r| r.serial == serial) {
             return Ok(false);
         }
-        let at_unix = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let at_unix = x0tta6bl4_actors::svid::unix_secs(SystemTime::now());
         self.state.revoked.push(Revoked { serial, at_unix });
         self.save()?;
         Ok(true)

@@ -18,3 +18,8 @@ pub use ca::{IssuedSvid, Revoked, TrustDomainCa};
 pub use config::SvidConfig;
 pub use spiffe_id::{SpiffeId, SpiffeIdError};
 pub use validate::{Refusal, Usage, Validator, VerifiedSvid};
+
+/// Whole seconds since the Unix epoch (0 before it).
+pub fn unix_secs(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -154,9 +154,9 @@ pub struct VerifiedSvid {
     pub not_after: SystemTime,
 }
 
-/// One CA certificate of the trust bundle.
-struct Anchor {
-    der: CertificateDer<'static>,
+/// The validity window of a CA certificate of the bundle (webpki's trust
+/// anchors carry none).
+struct Window {
     not_before: SystemTime,
     not_after: SystemTime,
 }
@@ -164,7 +164,10 @@ struct Anchor {
 /// Validates SVIDs of one trust domain against its bundle and CRLs.
 pub struct Validator {
     trust_domain: String,
-    anchors: Vec<Anchor>,
+    /// The bundle's CA certificates, parsed once.
+    anchors: Vec<TrustAnchor<'static>>,
+    /// Their validity, index for index.
+    windows: Vec<Window>,
     crls: Vec<CertRevocationList<'static>>,
     skew: Duration,
 }
@@ -173,22 +176,19 @@ impl Validator {
     /// A validator for `trust_domain` trusting the CA certificates in
     /// `bundle_pem`, allowing clocks to differ by `skew`.
     pub fn new(trust_domain: &str, bundle_pem: &str, skew: Duration) -> Result<Self, BundleError> {
-        let mut anchors = Vec::new();
+        let (mut anchors, mut windows) = (Vec::new(), Vec::new());
         for pem in x509_parser::pem::Pem::iter_from_buffer(bundle_pem.as_bytes()) {
             let pem = pem.map_err(|e| BundleError::Certificate(e.to_string()))?;
             let (_, cert) =
                 X509Certificate::from_der(&pem.contents).map_err(|e| BundleError::Certificate(e.to_string()))?;
             let validity = cert.validity();
-            let time = |t: x509_parser::time::ASN1Time| {
-                SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or(0))
-            };
-            let der = CertificateDer::from(pem.contents.clone());
-            webpki::anchor_from_trusted_cert(&der).map_err(|e| BundleError::Certificate(e.to_string()))?;
-            anchors.push(Anchor {
-                not_before: time(validity.not_before),
-                not_after: time(validity.not_after),
-                der,
+            windows.push(Window {
+                not_before: system_time(validity.not_before),
+                not_after: system_time(validity.not_after),
             });
+            let der = CertificateDer::from(pem.contents.as_slice());
+            let anchor = webpki::anchor_from_trusted_cert(&der).map_err(|e| BundleError::Certificate(e.to_string()))?;
+            anchors.push(anchor.to_owned());
         }
         if anchors.is_empty() {
             return Err(BundleError::Empty);
@@ -196,6 +196,7 @@ impl Validator {
         Ok(Self {
             trust_domain: trust_domain.to_string(),
             anchors,
+            windows,
             crls: Vec::new(),
             skew,
         })
@@ -232,22 +233,17 @@ impl Validator {
             return Err(Refusal::Oversized(format!("{} bytes", big.len())));
         }
         let checked = check_leaf(leaf, &self.trust_domain)?;
-        let anchor = self.verify_chain(chain, usage, now)?;
+        let window = self.verify_chain(chain, usage, now)?;
         // webpki's trust anchors carry no validity: the CA's own is checked here.
-        if now + self.skew < anchor.not_before || anchor.not_after + self.skew < now {
+        if now + self.skew < window.not_before || window.not_after + self.skew < now {
             return Err(Refusal::BundleExpired);
         }
         Ok(checked)
     }
 
     /// Checks the chain to the bundle at `now`, allowing the clock skew at
-    /// the leaf's validity edges; the anchor it chains to.
-    fn verify_chain(&self, chain: &[Vec<u8>], usage: Usage, now: SystemTime) -> Result<&Anchor, Refusal> {
-        let trust: Vec<TrustAnchor<'_>> = self
-            .anchors
-            .iter()
-            .filter_map(|a| webpki::anchor_from_trusted_cert(&a.der).ok())
-            .collect();
+    /// the leaf's validity edges; the validity of the CA it chains to.
+    fn verify_chain(&self, chain: &[Vec<u8>], usage: Usage, now: SystemTime) -> Result<&Window, Refusal> {
         let leaf = CertificateDer::from(chain[0].as_slice());
         let intermediates: Vec<CertificateDer<'_>> =
             chain[1..].iter().map(|c| CertificateDer::from(c.as_slice())).collect();
@@ -265,10 +261,10 @@ impl Validator {
                 Usage::Server => KeyUsage::server_auth(),
             };
             end_entity
-                .verify_for_usage(ALGORITHMS, &trust, &intermediates, time, eku, revocation, None)
+                .verify_for_usage(ALGORITHMS, &self.anchors, &intermediates, time, eku, revocation, None)
                 .map(|path| path.anchor().subject_public_key_info.as_ref().to_vec())
         };
-        let now_unix = unix(now);
+        let now_unix = super::unix_secs(now);
         let skew = self.skew.as_secs();
         let verified = match verify_at(UnixTime::since_unix_epoch(Duration::from_secs(now_unix))) {
             Err(webpki::Error::CertNotValidYet { not_before, .. }) if not_before.as_secs() <= now_unix + skew => {
@@ -282,9 +278,8 @@ impl Validator {
         let spki = verified.map_err(refusal_of)?;
         self.anchors
             .iter()
-            .zip(&trust)
-            .find(|(_, t)| t.subject_public_key_info.as_ref() == spki.as_slice())
-            .map(|(a, _)| a)
+            .position(|a| a.subject_public_key_info.as_ref() == spki.as_slice())
+            .map(|at| &self.windows[at])
             .ok_or(Refusal::UnknownIssuer)
     }
 }
@@ -348,11 +343,10 @@ fn check_leaf(der: &[u8], trust_domain: &str) -> Result<VerifiedSvid, Refusal> {
     if id.trust_domain() != trust_domain {
         return Err(Refusal::WrongTrustDomain(id.to_string(), trust_domain.to_string()));
     }
-    let not_after = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
     Ok(VerifiedSvid {
         id,
         serial: hex(cert.raw_serial()),
-        not_after: SystemTime::UNIX_EPOCH + Duration::from_secs(not_after),
+        not_after: system_time(cert.validity().not_after),
     })
 }
 
@@ -379,6 +373,7 @@ fn refusal_of(error: webpki::Error) -> Refusal {
     }
 }
 
-fn unix(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+/// A certificate time as a `SystemTime` (times before 1970 as the epoch).
+fn system_time(time: x509_parser::time::ASN1Time) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(time.timestamp()).unwrap_or(0))
 }

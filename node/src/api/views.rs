@@ -198,14 +198,13 @@ pub async fn identity(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
     };
     let now = std::time::SystemTime::now();
     let (renewals, failures) = svid.counts();
-    let unix = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let body = match svid.last() {
         None => serde_json::json!({ "enabled": true, "svid": null, "renewals": renewals, "failures": failures }),
         Some(held) => serde_json::json!({
             "enabled": true,
             "spiffe_id": held.svid.id.to_string(),
             "serial": held.svid.serial,
-            "not_after_unix": unix(held.svid.not_after),
+            "not_after_unix": x0tta6bl4_actors::svid::unix_secs(held.svid.not_after),
             "expires_in_secs": held.svid.not_after.duration_since(now).map_or(0, |d| d.as_secs()),
             "expired": held.svid.not_after <= now,
             "lifetime_secs": held.lifetime().as_secs(),
