@@ -7,6 +7,7 @@ pub mod ca;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod identity;
 pub mod keys;
 pub mod launcher;
 pub mod node;

@@ -32,6 +32,8 @@ const RETRANSMIT_TICK_MS: u64 = 20;
 
 /// File in the data dir holding the bound HTTP address, for scripts and tests.
 pub const HTTP_ADDR_FILE: &str = "http.addr";
+/// File in the data dir holding the mTLS listener's address, when it is on.
+pub const HTTPS_ADDR_FILE: &str = "https.addr";
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(config: NodeConfig) -> anyhow::Result<()> {
@@ -74,9 +76,23 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(name = %config.name, %peer_id, data_dir = %data_dir.display(), "starting node");
 
     // Bound first: the address goes into alerts, and a taken port fails fast.
-    let listener = std::net::TcpListener::bind(config.http.listen)
-        .with_context(|| format!("cannot bind the HTTP server to {}", config.http.listen))?;
-    let bound = listener.local_addr().context("HTTP listener has no address")?;
+    let bind = |addr: std::net::SocketAddr| {
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot bind the HTTP server to {addr}"))
+    };
+    let plain_listener = (!config.http.tls.no_plain_http)
+        .then(|| bind(config.http.listen))
+        .transpose()?;
+    let tls_listener = config.http.tls.listen.map(bind).transpose()?;
+    let plain_bound = plain_listener
+        .as_ref()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()
+        .context("HTTP listener has no address")?;
+    let bound = match (plain_bound, &tls_listener) {
+        (Some(addr), _) => addr,
+        (None, Some(tls)) => tls.local_addr().context("mTLS listener has no address")?,
+        (None, None) => anyhow::bail!("no HTTP listener: http.tls.no_plain_http needs http.tls.listen"),
+    };
     let node_context = NodeContext {
         name: config.name.clone(),
         peer_id: peer_id.to_string(),
@@ -171,34 +187,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
         telemetry.do_send(Subscribe(healer.clone().recipient()));
 
-        let svid = match config.svid.enabled {
-            false => None,
-            true => {
-                let ca = x0tta6bl4_actors::svid::local_ca::load_or_create(
-                    &store,
-                    &config.svid.trust_domain,
-                    std::time::Duration::from_secs(config.svid.ca_days * 86_400),
-                )
-                .context("cannot open the node's trust-domain CA")?;
-                let id = x0tta6bl4_actors::svid::SpiffeId::for_node(&config.svid.trust_domain, &peer_id.to_string())?;
-                let handle = Arc::new(x0tta6bl4_actors::svid::SvidHandle::default());
-                let (actor_handle, svid_config, svid_alerts) = (handle.clone(), config.svid.clone(), alerts.clone());
-                let actor = supervision.start("svid", move |_| {
-                    let source = x0tta6bl4_actors::svid::local_ca::LocalCa {
-                        ca,
-                        ttl: std::time::Duration::from_secs(svid_config.ttl_secs),
-                    };
-                    x0tta6bl4_actors::svid::SvidActor::new(
-                        Box::new(source),
-                        id,
-                        actor_handle,
-                        svid_config.renew_at,
-                        svid_alerts,
-                    )
-                });
-                Some((handle, actor))
-            }
-        };
+        let identity = config
+            .svid
+            .enabled
+            .then(|| crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone()))
+            .transpose()?;
         let faults = Arc::new(
             [
                 ("alerter", alerter_actor.recipient()),
@@ -209,7 +202,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 ("healer", healer.clone().recipient()),
             ]
             .into_iter()
-            .chain(svid.as_ref().map(|(_, actor)| ("svid", actor.clone().recipient())))
+            .chain(identity.as_ref().map(|i| ("svid", i.actor.clone().recipient())))
             .collect(),
         );
         let state = AppState {
@@ -232,11 +225,21 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 mesh: mesh_handle.clone(),
             }),
             started: Instant::now(),
-            svid: svid.map(|(handle, _)| handle),
+            svid: identity.as_ref().map(|i| i.handle.clone()),
         };
-        let access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
+        let mut access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
+        let tls = match (tls_listener, &identity) {
+            (Some(listener), Some(identity)) => {
+                let addr = listener.local_addr().context("mTLS listener has no address")?;
+                access = access.with_mtls(addr, identity.trust.clone());
+                let tls = x0tta6bl4_actors::svid::tls::server_config(identity.handle.clone(), identity.trust.clone())
+                    .context("cannot set up TLS for the mTLS listener")?;
+                Some((listener, addr, tls))
+            }
+            _ => None,
+        };
         tracing::info!("{}", access.describe());
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::Data::new(access.clone()))
@@ -244,10 +247,24 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .configure(api::configure)
         })
         .workers(config.http.workers)
-        .listen(listener)
-        .with_context(|| format!("cannot serve HTTP on {bound}"))?;
-        announce(&data_dir, bound)?;
-        server.run().await.context("HTTP server failed")?;
+        .on_connect(api::mtls::on_connect);
+        if let Some(listener) = plain_listener {
+            server = server
+                .listen(listener)
+                .with_context(|| format!("cannot serve HTTP on {bound}"))?;
+        }
+        let tls_bound = match tls {
+            Some((listener, addr, tls)) => {
+                server = server
+                    .listen_rustls_0_23(listener, tls)
+                    .with_context(|| format!("cannot serve HTTPS on {addr}"))?;
+                Some(addr)
+            }
+            None => None,
+        };
+        let server = server.run();
+        announce(&data_dir, plain_bound, tls_bound)?;
+        server.await.context("HTTP server failed")?;
         tracing::info!("shutting down");
         anyhow::Ok(store)
     });
@@ -290,13 +307,25 @@ fn escalation(alerts: SharedAlertSink, store: Store) -> Escalation {
 }
 
 /// Tells people (stdout) and scripts (`<data_dir>/http.addr`) where the HTTP server is.
-fn announce(data_dir: &std::path::Path, bound: std::net::SocketAddr) -> anyhow::Result<()> {
-    let path = data_dir.join(HTTP_ADDR_FILE);
-    let tmp = data_dir.join(format!("{HTTP_ADDR_FILE}.tmp"));
-    std::fs::write(&tmp, bound.to_string()).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+fn announce(
+    data_dir: &std::path::Path,
+    plain: Option<std::net::SocketAddr>,
+    tls: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let write = |file: &str, addr: std::net::SocketAddr| -> anyhow::Result<()> {
+        let (path, tmp) = (data_dir.join(file), data_dir.join(format!("{file}.tmp")));
+        std::fs::write(&tmp, addr.to_string()).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "dashboard: http://{bound}/")?;
+    if let Some(addr) = tls {
+        write(HTTPS_ADDR_FILE, addr)?;
+        writeln!(out, "admin API (mTLS): https://{addr}/")?;
+    }
+    if let Some(addr) = plain {
+        write(HTTP_ADDR_FILE, addr)?;
+        writeln!(out, "dashboard: http://{addr}/")?;
+    }
     out.flush()?;
     Ok(())
 }

@@ -188,9 +188,15 @@ impl Policy {
     }
 
     /// Whether the policy denies an administrative request (`method`, `path`)
-    /// from `client` (its IP address).
-    pub fn admin_denied(&self, method: &str, path: &str, client: &str) -> bool {
-        let input = json!({ "method": method.to_ascii_uppercase(), "path": path, "client": client });
+    /// from `client` (its IP address), made with the client SVID `spiffe_id`
+    /// when it came over mTLS (`null` in the input otherwise).
+    pub fn admin_denied(&self, method: &str, path: &str, client: &str, spiffe_id: Option<&str>) -> bool {
+        let input = json!({
+            "method": method.to_ascii_uppercase(),
+            "path": path,
+            "client": client,
+            "spiffe_id": spiffe_id,
+        });
         self.denies(Decision::Admin, input)
     }
 
@@ -353,8 +359,8 @@ deny if input.via_name == "node-x"
         let peer = PeerId::random();
         assert!(policy.admission_denied(&peer, "Mallory"));
         assert!(!policy.admission_denied(&peer, "alice"));
-        assert!(policy.admin_denied("delete", "/api/v1/quarantine", "127.0.0.1"));
-        assert!(!policy.admin_denied("POST", "/api/v1/quarantine", "127.0.0.1"));
+        assert!(policy.admin_denied("delete", "/api/v1/quarantine", "127.0.0.1", None));
+        assert!(!policy.admin_denied("POST", "/api/v1/quarantine", "127.0.0.1", None));
         assert!(
             !policy.transit_denied(&peer, &peer, "mallory"),
             "transit has no rule here"
@@ -363,6 +369,21 @@ deny if input.via_name == "node-x"
             policy.view().files,
             vec!["admin.rego".to_string(), "all.rego".to_string()]
         );
+    }
+
+    #[test]
+    fn the_admin_rule_sees_the_client_svid() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(
+            dir.path().join("admin.rego"),
+            "package x0tta6bl4.admin\ndeny if not startswith(input.spiffe_id, \"spiffe://mesh.test/admin/\")\n",
+        )
+        .expect("write");
+        let policy = policy_in(dir.path());
+        let (path, client) = ("/api/v1/quarantine", "127.0.0.1");
+        assert!(!policy.admin_denied("POST", path, client, Some("spiffe://mesh.test/admin/alice")));
+        assert!(policy.admin_denied("POST", path, client, Some("spiffe://mesh.test/node/x")));
+        assert!(policy.admin_denied("POST", path, client, None), "no SVID, no admin");
     }
 
     #[test]

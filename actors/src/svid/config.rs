@@ -1,5 +1,8 @@
 //! `[svid]`: the node's SPIFFE identity.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// Settings of the SVID renewer.
@@ -17,6 +20,21 @@ pub struct SvidConfig {
     pub renew_at: f64,
     /// Lifetime of a CA the node generates for itself, days.
     pub ca_days: u64,
+    /// The operator's CA key (PKCS#8 PEM), with `ca_cert_file`: the node
+    /// issues its SVIDs with this CA instead of one of its own in sled.
+    pub ca_key_file: Option<PathBuf>,
+    /// The operator's CA certificate (PEM): the trust bundle.
+    pub ca_cert_file: Option<PathBuf>,
+    /// Where the trust domain's CRL is read from: a file path or an
+    /// `http(s)://` URL; re-read every `crl_refresh_secs`.
+    pub crl: Option<String>,
+    /// How often the CRL is re-read, seconds.
+    pub crl_refresh_secs: u64,
+    /// How far a peer's clock may be off at an SVID's validity edges, seconds.
+    pub clock_skew_secs: u64,
+    /// SPKI pins: a SPIFFE ID and the only public key it may present, as
+    /// `sha256//<base64>` (curl's `--pinnedpubkey` form).
+    pub pins: BTreeMap<String, String>,
 }
 
 impl Default for SvidConfig {
@@ -27,6 +45,12 @@ impl Default for SvidConfig {
             ttl_secs: 3600,
             renew_at: 0.5,
             ca_days: 365,
+            ca_key_file: None,
+            ca_cert_file: None,
+            crl: None,
+            crl_refresh_secs: 60,
+            clock_skew_secs: 30,
+            pins: BTreeMap::new(),
         }
     }
 }
@@ -46,7 +70,27 @@ impl SvidConfig {
         if self.ca_days == 0 {
             return Some(("svid.ca_days", "must be at least 1".into()));
         }
-        None
+        if self.ca_key_file.is_some() != self.ca_cert_file.is_some() {
+            return Some((
+                "svid.ca_key_file",
+                "give both svid.ca_key_file and svid.ca_cert_file, or neither".into(),
+            ));
+        }
+        if self.crl_refresh_secs == 0 {
+            return Some(("svid.crl_refresh_secs", "must be at least 1".into()));
+        }
+        self.parsed_pins().err().map(|problem| ("svid.pins", problem))
+    }
+
+    /// The pins, checked.
+    pub fn parsed_pins(&self) -> Result<super::validate::Pins, String> {
+        self.pins
+            .iter()
+            .map(|(id, pin)| {
+                let id = super::SpiffeId::parse(id).map_err(|e| format!("{id:?}: {e}"))?;
+                Ok((id.to_string(), super::validate::parse_pin(pin)?))
+            })
+            .collect()
     }
 }
 
@@ -74,11 +118,31 @@ mod tests {
                 ca_days: 0,
                 ..SvidConfig::default()
             },
+            SvidConfig {
+                ca_key_file: Some("ca.key.pem".into()),
+                ..SvidConfig::default()
+            },
+            SvidConfig {
+                crl_refresh_secs: 0,
+                ..SvidConfig::default()
+            },
+            SvidConfig {
+                pins: BTreeMap::from([("spiffe://mesh.test/node/a".into(), "md5//x".into())]),
+                ..SvidConfig::default()
+            },
         ];
         let keys: Vec<&str> = bad.iter().filter_map(|c| c.problem()).map(|(key, _)| key).collect();
         assert_eq!(
             keys,
-            ["svid.trust_domain", "svid.ttl_secs", "svid.renew_at", "svid.ca_days"]
+            [
+                "svid.trust_domain",
+                "svid.ttl_secs",
+                "svid.renew_at",
+                "svid.ca_days",
+                "svid.ca_key_file",
+                "svid.crl_refresh_secs",
+                "svid.pins"
+            ]
         );
     }
 }

@@ -5,9 +5,12 @@
 pub mod actor;
 pub mod ca;
 pub mod config;
+pub mod crl;
 pub mod local_ca;
 pub mod renewal;
 pub mod spiffe_id;
+pub mod tls;
+pub mod trust;
 pub mod validate;
 
 #[cfg(test)]
@@ -17,6 +20,7 @@ pub use actor::{HeldSvid, SvidActor, SvidHandle};
 pub use ca::{IssuedSvid, Revoked, TrustDomainCa};
 pub use config::SvidConfig;
 pub use spiffe_id::{SpiffeId, SpiffeIdError};
+pub use trust::Trust;
 pub use validate::{Refusal, Usage, Validator, VerifiedSvid};
 
 /// Whole seconds since the Unix epoch (0 before it).

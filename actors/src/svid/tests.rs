@@ -158,7 +158,7 @@ fn revocation_follows_the_crl() {
         serial: revoked.serial.clone(),
         at_unix: 1,
     };
-    v.set_crls_pem(&ca.crl_pem(&[entry], 1, HOUR).expect("crl"))
+    v.set_crls(ca.crl_pem(&[entry], 1, HOUR).expect("crl").as_bytes())
         .expect("loads");
     let now = SystemTime::now();
     assert!(v
@@ -169,7 +169,7 @@ fn revocation_follows_the_crl() {
         Err(Refusal::Revoked)
     );
     // A CRL past its nextUpdate is not trusted to say anything.
-    v.set_crls_pem(&ca.crl_pem(&[], 2, Duration::from_secs(1)).expect("crl"))
+    v.set_crls(ca.crl_pem(&[], 2, Duration::from_secs(1)).expect("crl").as_bytes())
         .expect("loads");
     let later = now + Duration::from_secs(120);
     assert_eq!(
@@ -177,19 +177,52 @@ fn revocation_follows_the_crl() {
         Err(Refusal::CrlExpired)
     );
     // Another CA's CRL says nothing about ours.
-    v.set_crls_pem(
-        &TrustDomainCa::generate("other.td", HOUR)
+    v.set_crls(
+        TrustDomainCa::generate("other.td", HOUR)
             .expect("CA")
             .crl_pem(&[], 1, HOUR)
-            .expect("crl"),
+            .expect("crl")
+            .as_bytes(),
     )
     .expect("loads");
     assert_eq!(
         v.validate(&[kept.cert_der], Usage::Client, now),
         Err(Refusal::RevocationUnknown)
     );
-    assert!(v.set_crls_pem("not a crl").is_err());
-    assert!(v.set_crls_pem(ca.bundle_pem()).is_err(), "a certificate is not a CRL");
+    assert!(v.set_crls(b"not a crl").is_err());
+    let der = crate::svid::ca::pem_der(&ca.crl_pem(&[], 3, HOUR).expect("crl")).expect("DER");
+    v.set_crls(&der).expect("a DER CRL, as distribution points serve them");
+    assert!(
+        v.set_crls(ca.bundle_pem().as_bytes()).is_err(),
+        "a certificate is not a CRL"
+    );
+}
+
+#[test]
+fn a_pinned_id_presenting_another_key_is_refused() {
+    use crate::svid::validate::{parse_pin, pin_of, Pins};
+    let ca = ca();
+    let (alice, bob) = (node("alice"), node("bob"));
+    let first = ca.issue(&alice, HOUR).expect("SVID");
+    let rekeyed = ca.issue(&alice, HOUR).expect("SVID with a new key");
+    let pin = pin_of(&first.cert_der).expect("pin");
+    assert!(pin.starts_with("sha256//"), "{pin}");
+    let mut v = validator(&ca);
+    v.set_pins(Pins::from([(alice.to_string(), parse_pin(&pin).expect("parses"))]));
+    let now = SystemTime::now();
+    assert!(v.validate(&[first.cert_der], Usage::Client, now).is_ok());
+    assert_eq!(
+        v.validate(&[rekeyed.cert_der], Usage::Client, now),
+        Err(Refusal::PinMismatch(alice.to_string()))
+    );
+    let unpinned = ca.issue(&bob, HOUR).expect("SVID");
+    assert!(
+        v.validate(&[unpinned.cert_der], Usage::Client, now).is_ok(),
+        "only pinned IDs are held to a key"
+    );
+    for bad in ["AAAA", "sha256//not base64!", "sha256//AAAA"] {
+        assert!(parse_pin(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use sha2::Digest as _;
 use thiserror::Error;
 use webpki::{
     CertRevocationList, EndEntityCert, ExpirationPolicy, KeyUsage, OwnedCertRevocationList, RevocationCheckDepth,
@@ -97,6 +98,12 @@ pub enum Refusal {
     /// A signature in the chain does not verify or uses an algorithm not accepted.
     #[error("a signature does not verify: {0}")]
     BadSignature(String),
+    /// A pinned SPIFFE ID presenting another public key than its pin.
+    #[error("{0} presented a public key other than its pin")]
+    PinMismatch(String),
+    /// A valid SVID naming another workload than the one expected.
+    #[error("the peer is {0}, not the expected {1}")]
+    UnexpectedId(String, String),
     /// Any other reason webpki gives.
     #[error("the certificate is invalid: {0}")]
     Invalid(String),
@@ -124,6 +131,8 @@ impl Refusal {
             Self::CrlExpired => "crl_expired",
             Self::BadCrl => "bad_crl",
             Self::BadSignature(_) => "bad_signature",
+            Self::UnexpectedId(..) => "unexpected_id",
+            Self::PinMismatch(_) => "pin_mismatch",
             Self::Invalid(_) => "invalid",
         }
     }
@@ -170,6 +179,34 @@ pub struct Validator {
     windows: Vec<Window>,
     crls: Vec<CertRevocationList<'static>>,
     skew: Duration,
+    pins: Pins,
+}
+
+/// SPKI pins: a SPIFFE ID and the SHA-256 of the only public key (its DER
+/// SubjectPublicKeyInfo) it may present.
+pub type Pins = std::collections::BTreeMap<String, [u8; 32]>;
+
+/// A pin as curl writes it, `sha256//<base64 of the SPKI's SHA-256>`.
+pub fn parse_pin(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let encoded = text
+        .strip_prefix("sha256//")
+        .ok_or_else(|| format!("{text:?} is not sha256//<base64>"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| format!("{text:?}: {e}"))?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("{text:?} is not 32 bytes"))
+}
+
+/// The pin of a certificate's public key, `sha256//<base64>`.
+pub fn pin_of(cert_der: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    let digest = sha2::Sha256::digest(cert.public_key().raw);
+    Some(format!(
+        "sha256//{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    ))
 }
 
 impl Validator {
@@ -199,23 +236,38 @@ impl Validator {
             windows,
             crls: Vec::new(),
             skew,
+            pins: Pins::new(),
         })
     }
 
-    /// Replaces the CRLs checked with those in `crl_pem` (PEM, one or more).
-    pub fn set_crls_pem(&mut self, crl_pem: &str) -> Result<(), BundleError> {
-        let mut crls = Vec::new();
-        for pem in x509_parser::pem::Pem::iter_from_buffer(crl_pem.as_bytes()) {
-            let pem = pem.map_err(|e| BundleError::Crl(e.to_string()))?;
-            let crl =
-                OwnedCertRevocationList::from_der(&pem.contents).map_err(|e| BundleError::Crl(format!("{e:?}")))?;
-            crls.push(CertRevocationList::from(crl));
-        }
+    /// Replaces the CRLs checked with those in `crl`: PEM (one or more) or a
+    /// single DER CRL, as CRL distribution points serve them.
+    pub fn set_crls(&mut self, crl: &[u8]) -> Result<(), BundleError> {
+        let ders: Vec<Vec<u8>> = if crl.starts_with(b"-----BEGIN") {
+            x509_parser::pem::Pem::iter_from_buffer(crl)
+                .map(|pem| pem.map(|pem| pem.contents).map_err(|e| BundleError::Crl(e.to_string())))
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![crl.to_vec()]
+        };
+        let crls = ders
+            .iter()
+            .map(|der| {
+                OwnedCertRevocationList::from_der(der)
+                    .map(CertRevocationList::from)
+                    .map_err(|e| BundleError::Crl(format!("{e:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if crls.is_empty() {
             return Err(BundleError::Crl("no CRL in the PEM".into()));
         }
         self.crls = crls;
         Ok(())
+    }
+
+    /// Pins SPIFFE IDs to the only public keys they may present.
+    pub fn set_pins(&mut self, pins: Pins) {
+        self.pins = pins;
     }
 
     /// The trust domain.
@@ -232,7 +284,12 @@ impl Validator {
         if let Some(big) = chain.iter().find(|c| c.len() > MAX_CERT_BYTES) {
             return Err(Refusal::Oversized(format!("{} bytes", big.len())));
         }
-        let checked = check_leaf(leaf, &self.trust_domain)?;
+        let (checked, spki_sha256) = check_leaf(leaf, &self.trust_domain)?;
+        if let Some(pin) = self.pins.get(&checked.id.to_string()) {
+            if *pin != spki_sha256 {
+                return Err(Refusal::PinMismatch(checked.id.to_string()));
+            }
+        }
         let window = self.verify_chain(chain, usage, now)?;
         // webpki's trust anchors carry no validity: the CA's own is checked here.
         if now + self.skew < window.not_before || window.not_after + self.skew < now {
@@ -284,8 +341,9 @@ impl Validator {
     }
 }
 
-/// The SPIFFE rules webpki does not check, and the SPIFFE ID.
-fn check_leaf(der: &[u8], trust_domain: &str) -> Result<VerifiedSvid, Refusal> {
+/// The SPIFFE rules webpki does not check, the SPIFFE ID and the SHA-256 of
+/// the leaf's SubjectPublicKeyInfo.
+fn check_leaf(der: &[u8], trust_domain: &str) -> Result<(VerifiedSvid, [u8; 32]), Refusal> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| Refusal::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(Refusal::Malformed(format!(
@@ -343,11 +401,12 @@ fn check_leaf(der: &[u8], trust_domain: &str) -> Result<VerifiedSvid, Refusal> {
     if id.trust_domain() != trust_domain {
         return Err(Refusal::WrongTrustDomain(id.to_string(), trust_domain.to_string()));
     }
-    Ok(VerifiedSvid {
+    let verified = VerifiedSvid {
         id,
         serial: hex(cert.raw_serial()),
         not_after: system_time(cert.validity().not_after),
-    })
+    };
+    Ok((verified, sha2::Sha256::digest(cert.public_key().raw).into()))
 }
 
 fn refusal_of(error: webpki::Error) -> Refusal {

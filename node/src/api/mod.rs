@@ -6,6 +6,7 @@ pub mod bodies;
 mod debug;
 pub mod error;
 mod messages;
+pub mod mtls;
 mod telemetry;
 mod views;
 
@@ -71,8 +72,13 @@ async fn admin_policy(
         !traffic && [actix_web::http::Method::POST, actix_web::http::Method::DELETE].contains(req.method());
     if changes_state {
         if let Some(state) = req.app_data::<web::Data<AppState>>() {
+            use actix_web::HttpMessage as _;
             let client = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-            if state.policy.admin_denied(req.method().as_str(), req.path(), &client) {
+            let spiffe_id = req.extensions().get::<auth::ClientSvid>().map(|c| c.0.id.to_string());
+            if state
+                .policy
+                .admin_denied(req.method().as_str(), req.path(), &client, spiffe_id.as_deref())
+            {
                 return Err(error::ApiError::new(
                     actix_web::http::StatusCode::FORBIDDEN,
                     "policy_denied",

@@ -70,6 +70,21 @@ pub struct HttpConfig {
     /// Require the token for reads too (GET views, `/metrics`, the dashboard);
     /// `/health` and `/ready` stay open for probes.
     pub protect_reads: bool,
+    /// The admin API over mTLS.
+    pub tls: HttpTlsConfig,
+}
+
+/// `[http.tls]`: the API over mTLS, with the node's SVID as its certificate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// Address of the mTLS listener (needs `svid.enabled`). When set,
+    /// changes (POST, DELETE) are taken there only, from clients with an
+    /// SVID of the trust domain that the policy's `admin` rule admits.
+    pub listen: Option<SocketAddr>,
+    /// Turn the plain-HTTP listener (`http.listen`, reads only while
+    /// `tls.listen` is set) off.
+    pub no_plain_http: bool,
 }
 
 impl Default for HttpConfig {
@@ -80,6 +95,7 @@ impl Default for HttpConfig {
             token_file: None,
             token: None,
             protect_reads: false,
+            tls: HttpTlsConfig::default(),
         }
     }
 }
@@ -403,6 +419,18 @@ impl NodeConfig {
         if let Some((key, problem)) = self.svid.problem() {
             return invalid(key, &problem);
         }
+        if self.http.tls.listen.is_some() && !self.svid.enabled {
+            return invalid(
+                "http.tls.listen",
+                "needs svid.enabled: the mTLS listener presents the node's SVID",
+            );
+        }
+        if self.http.tls.no_plain_http && self.http.tls.listen.is_none() {
+            return invalid(
+                "http.tls.no_plain_http",
+                "needs http.tls.listen: without either listener the node has no API",
+            );
+        }
         self.validate_limits()?;
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(
@@ -633,6 +661,23 @@ mod tests {
             jail.set_env("X0TTA6BL4_ALERTER__OPEN_SECS", "30");
             jail.set_env("X0TTA6BL4_ALERTER__ALERTMANAGER_REFRESH_SECS", "100000");
             assert!(NodeConfig::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_mtls_listener_needs_an_svid_and_some_listener_must_stay() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("X0TTA6BL4_HTTP__TLS__LISTEN", "127.0.0.1:8443");
+            let err = NodeConfig::load(None).expect_err("no SVID");
+            assert!(err.to_string().contains("svid.enabled"), "{err}");
+            jail.set_env("X0TTA6BL4_SVID__ENABLED", "true");
+            let config = NodeConfig::load(None).expect("loads");
+            assert_eq!(config.http.tls.listen, Some("127.0.0.1:8443".parse().expect("addr")));
+            jail.clear_env();
+            jail.set_env("X0TTA6BL4_HTTP__TLS__NO_PLAIN_HTTP", "true");
+            let err = NodeConfig::load(None).expect_err("no listener at all");
+            assert!(err.to_string().contains("http.tls.no_plain_http"), "{err}");
             Ok(())
         });
     }

@@ -1,0 +1,305 @@
+//! The admin API over mTLS, called by real TLS clients: changes need a client
+//! SVID the policy's `admin` rule admits (and a pinned ID its pinned key);
+//! the server's SVID rotates under a
+//! client calling all along without one failed request; a CRL made by
+//! `openssl ca -gencrl` shuts a revoked client out while others carry on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use x0tta6bl4_actors::svid::tls::client_config;
+use x0tta6bl4_actors::svid::validate::pin_of;
+use x0tta6bl4_actors::svid::{IssuedSvid, SpiffeId, Trust, TrustDomainCa};
+use x0tta6bl4_integration::{metric, metrics_text, test_spec, tool_available, wait_for, NodeProcess};
+
+const TD: &str = "mesh.test";
+const TTL_SECS: u64 = 6;
+
+/// The operator's CA, with its key and bundle in files the node reads.
+struct OperatorCa {
+    ca: TrustDomainCa,
+    dir: PathBuf,
+}
+
+impl OperatorCa {
+    fn new(dir: &Path) -> Self {
+        let ca = TrustDomainCa::generate(TD, Duration::from_secs(86_400)).expect("CA");
+        std::fs::write(dir.join("ca.key.pem"), ca.key_pem()).expect("key");
+        std::fs::write(dir.join("bundle.pem"), ca.bundle_pem()).expect("bundle");
+        Self {
+            ca,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn issue(&self, id: &str) -> IssuedSvid {
+        let id = SpiffeId::parse(id).expect("SPIFFE ID");
+        self.ca.issue(&id, Duration::from_secs(3600)).expect("SVID")
+    }
+
+    /// A node issuing its own SVIDs with this CA, serving mTLS, with `extra` settings.
+    fn node(&self, dir: &Path, extra: &[(&str, String)]) -> (NodeProcess, String) {
+        let mut spec = test_spec(dir, "mtls")
+            .with("X0TTA6BL4_SVID__ENABLED", "true")
+            .with("X0TTA6BL4_SVID__TRUST_DOMAIN", TD)
+            .with("X0TTA6BL4_SVID__TTL_SECS", TTL_SECS.to_string())
+            .with("X0TTA6BL4_SVID__CA_KEY_FILE", self.path("ca.key.pem"))
+            .with("X0TTA6BL4_SVID__CA_CERT_FILE", self.path("bundle.pem"))
+            .with("X0TTA6BL4_HTTP__TLS__LISTEN", "127.0.0.1:0");
+        for (key, value) in extra {
+            spec = spec.with(key, value.clone());
+        }
+        let node = NodeProcess::spawn(spec).expect("node starts");
+        let https = wait_for(Duration::from_secs(10), "the mTLS address", || {
+            std::fs::read_to_string(node.spec().data_dir.join("https.addr")).ok()
+        });
+        (node, format!("https://{https}"))
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    fn trust(&self) -> Arc<Trust> {
+        Arc::new(Trust::new(TD, self.ca.bundle_pem(), Duration::ZERO, Default::default()).expect("trust"))
+    }
+
+    /// A client presenting `svid` that accepts only `node`'s SVID.
+    fn client(&self, svid: &IssuedSvid, node: &NodeProcess) -> reqwest::blocking::Client {
+        let expect = SpiffeId::for_node(TD, &node.peer_id).expect("node id");
+        let tls = client_config(svid, self.trust(), Some(expect)).expect("client TLS");
+        reqwest::blocking::Client::builder()
+            .use_preconfigured_tls(tls)
+            .tls_info(true)
+            // A new connection, so a new handshake, for every request.
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client")
+    }
+}
+
+/// A harmless change: an alert with no sink to go to.
+fn change(client: &reqwest::blocking::Client, api: &str) -> reqwest::Result<reqwest::blocking::Response> {
+    client
+        .post(format!("{api}/api/v1/alerts"))
+        .json(&json!({ "name": "MtlsProbe", "summary": "a change over mTLS" }))
+        .send()
+}
+
+#[test]
+fn the_server_svid_rotates_three_times_under_a_calling_client_without_a_failed_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = OperatorCa::new(dir.path());
+    let (node, api) = ca.node(dir.path(), &[]);
+    let client = ca.client(&ca.issue("spiffe://mesh.test/admin/alice"), &node);
+
+    let mut presented: Vec<Vec<u8>> = Vec::new();
+    let (mut requests, started) = (0u32, Instant::now());
+    let deadline = started + Duration::from_secs(TTL_SECS * 10);
+    while presented.len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{} server SVIDs in {:?}",
+            presented.len(),
+            started.elapsed()
+        );
+        let response = change(&client, &api).unwrap_or_else(|e| panic!("request {requests} failed: {e:?}"));
+        assert_eq!(response.status(), 202, "request {requests}");
+        let leaf = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate().map(<[u8]>::to_vec))
+            .expect("the server's certificate");
+        if presented.last() != Some(&leaf) {
+            assert!(!presented.contains(&leaf), "an old SVID presented again");
+            presented.push(leaf);
+        }
+        requests += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "{requests} changes over mTLS, each on a new connection, across {} server SVIDs in {:.1} s: none failed",
+        presented.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let identity = node.get("/api/v1/identity").expect("identity");
+    assert!(identity["renewals"].as_u64().is_some_and(|r| r >= 4), "{identity}");
+}
+
+#[test]
+fn changes_need_a_client_svid_the_admin_rule_admits_and_plain_http_serves_reads_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = OperatorCa::new(dir.path());
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).expect("policy dir");
+    std::fs::write(
+        policies.join("admin.rego"),
+        "package x0tta6bl4.admin\ndeny if not startswith(input.spiffe_id, \"spiffe://mesh.test/admin/\")\n",
+    )
+    .expect("policy");
+    let carol = ca.issue("spiffe://mesh.test/admin/carol");
+    let carol_rekeyed = ca.issue("spiffe://mesh.test/admin/carol");
+    let pin = pin_of(&carol.cert_der).expect("pin");
+    let (node, api) = ca.node(
+        dir.path(),
+        &[
+            ("X0TTA6BL4_POLICY__DIR", policies.display().to_string()),
+            (
+                "X0TTA6BL4_SVID__PINS",
+                format!("{{\"spiffe://mesh.test/admin/carol\"=\"{pin}\"}}"),
+            ),
+        ],
+    );
+
+    let admin = ca.client(&ca.issue("spiffe://mesh.test/admin/alice"), &node);
+    assert_eq!(change(&admin, &api).expect("admin").status(), 202);
+    let reads = admin.get(format!("{api}/api/v1/status")).send().expect("read");
+    assert_eq!(reads.status(), 200);
+
+    let a_node = ca.client(&ca.issue("spiffe://mesh.test/node/someone"), &node);
+    let denied = change(&a_node, &api).expect("answered");
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        denied.json::<serde_json::Value>().expect("JSON")["reason"],
+        "policy_denied"
+    );
+
+    // No client certificate: the handshake is fine, the change is not.
+    let anonymous = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let refused = change(&anonymous, &api).expect("answered");
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.json::<serde_json::Value>().expect("JSON")["reason"],
+        "no_client_svid"
+    );
+
+    // Another trust domain's SVID does not get through the handshake.
+    let foreign = TrustDomainCa::generate("other.test", Duration::from_secs(3600)).expect("CA");
+    let stranger = foreign
+        .issue(
+            &SpiffeId::parse("spiffe://other.test/admin/eve").expect("id"),
+            Duration::from_secs(3600),
+        )
+        .expect("SVID");
+    assert!(change(&ca.client(&stranger, &node), &api).is_err(), "handshake refused");
+
+    // A pinned SPIFFE ID gets in with its pinned key only.
+    assert_eq!(
+        change(&ca.client(&carol, &node), &api).expect("pinned key").status(),
+        202
+    );
+    assert!(change(&ca.client(&carol_rekeyed, &node), &api).is_err(), "another key");
+
+    let plain = node
+        .post("/api/v1/alerts", &json!({ "name": "Plain" }))
+        .expect_err("plain HTTP takes no changes");
+    assert!(plain.to_string().contains("changes_need_mtls"), "{plain}");
+    assert_eq!(node.get("/api/v1/status").expect("plain reads")["name"], "mtls");
+
+    let metrics = metrics_text(&node);
+    for reason in ["valid", "wrong_trust_domain", "pin_mismatch"] {
+        assert!(
+            metric(
+                &metrics,
+                "x0tta_svid_validations_total",
+                &[&format!("reason=\"{reason}\"")]
+            ) >= 1.0,
+            "{reason}"
+        );
+    }
+}
+
+/// `openssl ca` with its index over the operator's CA files.
+fn openssl_ca(ca: &OperatorCa, args: &[&str]) {
+    let config = ca.dir.join("openssl-ca.cnf");
+    if !config.exists() {
+        std::fs::write(ca.dir.join("index.txt"), "").expect("index");
+        std::fs::write(ca.dir.join("crlnumber"), "1000\n").expect("crlnumber");
+        let cnf = format!(
+            "[ca]\ndefault_ca = td\n[td]\ndatabase = {0}/index.txt\ncrlnumber = {0}/crlnumber\n\
+             certificate = {0}/bundle.pem\nprivate_key = {0}/ca.key.pem\ndefault_md = sha256\n\
+             default_crl_days = 1\nunique_subject = no\n",
+            ca.dir.display()
+        );
+        std::fs::write(&config, cnf).expect("openssl config");
+    }
+    let output = Command::new("openssl")
+        .arg("ca")
+        .arg("-config")
+        .arg(&config)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl ca {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Writes a CRL of the revocations in openssl's index, atomically.
+fn gencrl(ca: &OperatorCa) {
+    let tmp = ca.path("crl.pem.tmp");
+    openssl_ca(ca, &["-gencrl", "-out", &tmp]);
+    std::fs::rename(&tmp, ca.dir.join("crl.pem")).expect("CRL in place");
+}
+
+#[test]
+fn a_crl_from_openssl_ca_shuts_a_revoked_client_out_and_others_carry_on() {
+    if !tool_available("openssl", "openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = OperatorCa::new(dir.path());
+    gencrl(&ca);
+    let (node, api) = ca.node(
+        dir.path(),
+        &[
+            ("X0TTA6BL4_SVID__CRL", ca.path("crl.pem")),
+            ("X0TTA6BL4_SVID__CRL_REFRESH_SECS", "1".into()),
+        ],
+    );
+    let alice_svid = ca.issue("spiffe://mesh.test/admin/alice");
+    let bob_svid = ca.issue("spiffe://mesh.test/admin/bob");
+    let (alice, bob) = (ca.client(&alice_svid, &node), ca.client(&bob_svid, &node));
+    assert_eq!(change(&bob, &api).expect("bob before").status(), 202);
+
+    let bob_file = ca.path("bob.pem");
+    std::fs::write(&bob_file, &bob_svid.cert_pem).expect("bob.pem");
+    openssl_ca(&ca, &["-revoke", &bob_file]);
+    gencrl(&ca);
+    let verify = Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile", &ca.path("bundle.pem"), "-CRLfile"])
+        .args([ca.path("crl.pem"), bob_file])
+        .output()
+        .expect("openssl verify");
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("revoked")
+            || String::from_utf8_lossy(&verify.stderr).contains("revoked"),
+        "openssl itself sees bob revoked"
+    );
+
+    let revoked_at = Instant::now();
+    wait_for(Duration::from_secs(20), "bob shut out", || {
+        assert_eq!(change(&alice, &api).expect("alice carries on").status(), 202);
+        // Refused at the handshake, or (on a connection made before) at the change.
+        let refused = change(&bob, &api).map_or(true, |r| r.status() == 401);
+        std::thread::sleep(Duration::from_millis(100));
+        refused.then_some(())
+    });
+    println!(
+        "bob refused {:.2} s after the CRL was written (refresh every 1 s)",
+        revoked_at.elapsed().as_secs_f64()
+    );
+    assert!(change(&bob, &api).is_err(), "and stays refused");
+    let metrics = metrics_text(&node);
+    assert!(metric(&metrics, "x0tta_svid_validations_total", &["reason=\"revoked\""]) >= 1.0);
+    assert!(metric(&metrics, "x0tta_svid_crl_refreshes_total", &["result=\"ok\""]) >= 2.0);
+}
