@@ -83,16 +83,17 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         .then(|| bind(config.http.listen))
         .transpose()?;
     let tls_listener = config.http.tls.listen.map(bind).transpose()?;
-    let plain_bound = plain_listener
-        .as_ref()
-        .map(std::net::TcpListener::local_addr)
-        .transpose()
-        .context("HTTP listener has no address")?;
-    let bound = match (plain_bound, &tls_listener) {
-        (Some(addr), _) => addr,
-        (None, Some(tls)) => tls.local_addr().context("mTLS listener has no address")?,
-        (None, None) => anyhow::bail!("no HTTP listener: http.tls.no_plain_http needs http.tls.listen"),
+    let address_of = |listener: &Option<std::net::TcpListener>| {
+        listener
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()
+            .context("an HTTP listener has no address")
     };
+    let (plain_bound, tls_bound) = (address_of(&plain_listener)?, address_of(&tls_listener)?);
+    let bound = plain_bound
+        .or(tls_bound)
+        .context("no HTTP listener: http.tls.no_plain_http needs http.tls.listen")?;
     let node_context = NodeContext {
         name: config.name.clone(),
         peer_id: peer_id.to_string(),
@@ -228,9 +229,8 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             svid: identity.as_ref().map(|i| i.handle.clone()),
         };
         let mut access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
-        let tls = match (tls_listener, &identity) {
-            (Some(listener), Some(identity)) => {
-                let addr = listener.local_addr().context("mTLS listener has no address")?;
+        let tls = match (tls_listener, tls_bound, &identity) {
+            (Some(listener), Some(addr), Some(identity)) => {
                 access = access.with_mtls(addr, identity.trust.clone());
                 let tls = x0tta6bl4_actors::svid::tls::server_config(identity.handle.clone(), identity.trust.clone())
                     .context("cannot set up TLS for the mTLS listener")?;
@@ -253,15 +253,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .listen(listener)
                 .with_context(|| format!("cannot serve HTTP on {bound}"))?;
         }
-        let tls_bound = match tls {
-            Some((listener, addr, tls)) => {
-                server = server
-                    .listen_rustls_0_23(listener, tls)
-                    .with_context(|| format!("cannot serve HTTPS on {addr}"))?;
-                Some(addr)
-            }
-            None => None,
-        };
+        if let Some((listener, addr, tls)) = tls {
+            server = server
+                .listen_rustls_0_23(listener, tls)
+                .with_context(|| format!("cannot serve HTTPS on {addr}"))?;
+        }
         let server = server.run();
         announce(&data_dir, plain_bound, tls_bound)?;
         server.await.context("HTTP server failed")?;

@@ -25,7 +25,7 @@ use super::validate::{Refusal, Usage, VerifiedSvid};
 
 /// The crypto provider of every SVID TLS config (aws-lc-rs, as the rest of
 /// the node's rustls).
-pub fn provider() -> Arc<CryptoProvider> {
+fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
@@ -79,7 +79,7 @@ pub fn client_config(
 
 /// The TLS error a refusal is reported as: the alert the peer sees names
 /// revocation, expiry or an unknown CA where TLS has a word for it.
-pub fn tls_error(refusal: Refusal) -> rustls::Error {
+fn tls_error(refusal: Refusal) -> rustls::Error {
     let certificate = match refusal {
         Refusal::Revoked => CertificateError::Revoked,
         Refusal::Expired => CertificateError::Expired,
@@ -92,7 +92,7 @@ pub fn tls_error(refusal: Refusal) -> rustls::Error {
 }
 
 /// The chain a peer presented, leaf first, as owned DER.
-pub fn owned_chain(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
+fn owned_chain(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
     std::iter::once(end_entity)
         .chain(intermediates)
         .map(|c| c.as_ref().to_vec())

@@ -38,8 +38,7 @@ impl Trust {
             VALIDATIONS_TOTAL,
             "SVIDs checked, by result (ok, refused) and reason of refusal"
         );
-        let mut validator = Validator::new(trust_domain, bundle_pem, skew)?;
-        validator.set_pins(pins.clone());
+        let validator = validator(trust_domain, bundle_pem, skew, &pins)?;
         Ok(Self {
             trust_domain: trust_domain.to_string(),
             bundle_pem: bundle_pem.to_string(),
@@ -54,16 +53,10 @@ impl Trust {
         &self.trust_domain
     }
 
-    /// The bundle, PEM.
-    pub fn bundle_pem(&self) -> &str {
-        &self.bundle_pem
-    }
-
     /// Puts the CRLs in `crl` (PEM or DER) in force for every later check; a
     /// CRL that does not parse leaves the previous one in force.
     pub fn set_crls(&self, crl: &[u8]) -> Result<(), BundleError> {
-        let mut validator = Validator::new(&self.trust_domain, &self.bundle_pem, self.skew)?;
-        validator.set_pins(self.pins.clone());
+        let mut validator = validator(&self.trust_domain, &self.bundle_pem, self.skew, &self.pins)?;
         validator.set_crls(crl)?;
         self.validator.store(Arc::new(validator));
         Ok(())
@@ -81,4 +74,11 @@ impl Trust {
         }
         result
     }
+}
+
+/// A validator of the bundle with the pins and no CRL.
+fn validator(trust_domain: &str, bundle_pem: &str, skew: Duration, pins: &Pins) -> Result<Validator, BundleError> {
+    let mut validator = Validator::new(trust_domain, bundle_pem, skew)?;
+    validator.set_pins(pins.clone());
+    Ok(validator)
 }

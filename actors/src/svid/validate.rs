@@ -202,11 +202,15 @@ pub fn parse_pin(text: &str) -> Result<[u8; 32], String> {
 pub fn pin_of(cert_der: &[u8]) -> Option<String> {
     use base64::Engine as _;
     let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
-    let digest = sha2::Sha256::digest(cert.public_key().raw);
     Some(format!(
         "sha256//{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
+        base64::engine::general_purpose::STANDARD.encode(spki_sha256(&cert))
     ))
+}
+
+/// The SHA-256 of a certificate's DER SubjectPublicKeyInfo: what pins name.
+fn spki_sha256(cert: &X509Certificate<'_>) -> [u8; 32] {
+    sha2::Sha256::digest(cert.public_key().raw).into()
 }
 
 impl Validator {
@@ -406,7 +410,7 @@ fn check_leaf(der: &[u8], trust_domain: &str) -> Result<(VerifiedSvid, [u8; 32])
         serial: hex(cert.raw_serial()),
         not_after: system_time(cert.validity().not_after),
     };
-    Ok((verified, sha2::Sha256::digest(cert.public_key().raw).into()))
+    Ok((verified, spki_sha256(&cert)))
 }
 
 fn refusal_of(error: webpki::Error) -> Refusal {

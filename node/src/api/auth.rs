@@ -100,9 +100,7 @@ impl Access {
         match (&self.mtls, asked.mtls) {
             (None, _) => self.check_token(asked.authorization).map(|()| None),
             (Some(rule), Some(connection)) => rule.check(connection).map(Some),
-            (Some(_), None) if asked.method == Method::GET || asked.method == Method::HEAD => {
-                self.check_token(asked.authorization).map(|()| None)
-            }
+            (Some(_), None) if is_read(asked.method) => self.check_token(asked.authorization).map(|()| None),
             (Some(rule), None) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "changes_need_mtls",
@@ -142,7 +140,7 @@ impl Access {
     fn guards(&self, method: &Method, path: &str) -> bool {
         match (method, path) {
             (_, "/health" | "/ready") => false,
-            (&Method::GET | &Method::HEAD, _) => self.protect_reads,
+            (method, _) if is_read(method) => self.protect_reads,
             _ => true,
         }
     }
@@ -170,6 +168,11 @@ impl MtlsRule {
                 )
             })
     }
+}
+
+/// Whether `method` only reads.
+fn is_read(method: &Method) -> bool {
+    [Method::GET, Method::HEAD].contains(method)
 }
 
 /// A 401, counted in `x0tta_api_rejected_total{reason}` like every refusal.
