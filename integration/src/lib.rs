@@ -12,6 +12,7 @@ pub mod crash;
 pub mod detour;
 pub mod fixture;
 pub mod netns;
+pub mod operator_ca;
 pub mod outage;
 pub mod pqc_impls;
 pub mod soak;

@@ -4,7 +4,7 @@
 //! client calling all along without one failed request; a CRL made by
 //! `openssl ca -gencrl` shuts a revoked client out while others carry on.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,43 +13,26 @@ use serde_json::json;
 use x0tta6bl4_actors::svid::tls::client_config;
 use x0tta6bl4_actors::svid::validate::pin_of;
 use x0tta6bl4_actors::svid::{IssuedSvid, SpiffeId, Trust, TrustDomainCa};
+use x0tta6bl4_integration::operator_ca::{OperatorCa, TRUST_DOMAIN as TD};
 use x0tta6bl4_integration::{metric, metrics_text, test_spec, tool_available, wait_for, NodeProcess};
 
-const TD: &str = "mesh.test";
 const TTL_SECS: u64 = 6;
 
-/// The operator's CA, with its key and bundle in files the node reads.
-struct OperatorCa {
-    ca: TrustDomainCa,
-    dir: PathBuf,
+/// What these tests do with the operator's CA: nodes serving mTLS, clients.
+trait MtlsCa {
+    /// A node issuing its own SVIDs with this CA, serving mTLS, with `extra` settings.
+    fn node(&self, dir: &Path, extra: &[(&str, String)]) -> (NodeProcess, String);
+    /// The trust of this CA's bundle.
+    fn trust(&self) -> Arc<Trust>;
+    fn client(&self, svid: &IssuedSvid, node: &NodeProcess) -> reqwest::blocking::Client;
 }
 
-impl OperatorCa {
-    fn new(dir: &Path) -> Self {
-        let ca = TrustDomainCa::generate(TD, Duration::from_secs(86_400)).expect("CA");
-        std::fs::write(dir.join("ca.key.pem"), ca.key_pem()).expect("key");
-        std::fs::write(dir.join("bundle.pem"), ca.bundle_pem()).expect("bundle");
-        Self {
-            ca,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn issue(&self, id: &str) -> IssuedSvid {
-        let id = SpiffeId::parse(id).expect("SPIFFE ID");
-        self.ca.issue(&id, Duration::from_secs(3600)).expect("SVID")
-    }
-
-    /// A node issuing its own SVIDs with this CA, serving mTLS, with `extra` settings.
+impl MtlsCa for OperatorCa {
     fn node(&self, dir: &Path, extra: &[(&str, String)]) -> (NodeProcess, String) {
         let mut spec = test_spec(dir, "mtls")
-            .with("X0TTA6BL4_SVID__ENABLED", "true")
-            .with("X0TTA6BL4_SVID__TRUST_DOMAIN", TD)
             .with("X0TTA6BL4_SVID__TTL_SECS", TTL_SECS.to_string())
-            .with("X0TTA6BL4_SVID__CA_KEY_FILE", self.path("ca.key.pem"))
-            .with("X0TTA6BL4_SVID__CA_CERT_FILE", self.path("bundle.pem"))
             .with("X0TTA6BL4_HTTP__TLS__LISTEN", "127.0.0.1:0");
-        for (key, value) in extra {
+        for (key, value) in self.node_env().iter().chain(extra) {
             spec = spec.with(key, value.clone());
         }
         let node = NodeProcess::spawn(spec).expect("node starts");
@@ -59,15 +42,10 @@ impl OperatorCa {
         (node, format!("https://{https}"))
     }
 
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).display().to_string()
-    }
-
     fn trust(&self) -> Arc<Trust> {
         Arc::new(Trust::new(TD, self.ca.bundle_pem(), Duration::ZERO, Default::default()).expect("trust"))
     }
 
-    /// A client presenting `svid` that accepts only `node`'s SVID.
     fn client(&self, svid: &IssuedSvid, node: &NodeProcess) -> reqwest::blocking::Client {
         let expect = SpiffeId::for_node(TD, &node.peer_id).expect("node id");
         let tls = client_config(svid, self.trust(), Some(expect)).expect("client TLS");
@@ -216,41 +194,6 @@ fn changes_need_a_client_svid_the_admin_rule_admits_and_plain_http_serves_reads_
     }
 }
 
-/// `openssl ca` with its index over the operator's CA files.
-fn openssl_ca(ca: &OperatorCa, args: &[&str]) {
-    let config = ca.dir.join("openssl-ca.cnf");
-    if !config.exists() {
-        std::fs::write(ca.dir.join("index.txt"), "").expect("index");
-        std::fs::write(ca.dir.join("crlnumber"), "1000\n").expect("crlnumber");
-        let cnf = format!(
-            "[ca]\ndefault_ca = td\n[td]\ndatabase = {0}/index.txt\ncrlnumber = {0}/crlnumber\n\
-             certificate = {0}/bundle.pem\nprivate_key = {0}/ca.key.pem\ndefault_md = sha256\n\
-             default_crl_days = 1\nunique_subject = no\n",
-            ca.dir.display()
-        );
-        std::fs::write(&config, cnf).expect("openssl config");
-    }
-    let output = Command::new("openssl")
-        .arg("ca")
-        .arg("-config")
-        .arg(&config)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl ca {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Writes a CRL of the revocations in openssl's index, atomically.
-fn gencrl(ca: &OperatorCa) {
-    let tmp = ca.path("crl.pem.tmp");
-    openssl_ca(ca, &["-gencrl", "-out", &tmp]);
-    std::fs::rename(&tmp, ca.dir.join("crl.pem")).expect("CRL in place");
-}
-
 #[test]
 fn a_crl_from_openssl_ca_shuts_a_revoked_client_out_and_others_carry_on() {
     if !tool_available("openssl", "openssl") {
@@ -258,7 +201,7 @@ fn a_crl_from_openssl_ca_shuts_a_revoked_client_out_and_others_carry_on() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = OperatorCa::new(dir.path());
-    gencrl(&ca);
+    ca.gencrl();
     let (node, api) = ca.node(
         dir.path(),
         &[
@@ -273,8 +216,8 @@ fn a_crl_from_openssl_ca_shuts_a_revoked_client_out_and_others_carry_on() {
 
     let bob_file = ca.path("bob.pem");
     std::fs::write(&bob_file, &bob_svid.cert_pem).expect("bob.pem");
-    openssl_ca(&ca, &["-revoke", &bob_file]);
-    gencrl(&ca);
+    ca.openssl_ca(&["-revoke", &bob_file]);
+    ca.gencrl();
     let verify = Command::new("openssl")
         .args(["verify", "-crl_check", "-CAfile", &ca.path("bundle.pem"), "-CRLfile"])
         .args([ca.path("crl.pem"), bob_file])

@@ -15,7 +15,7 @@ use x0tta6bl4_actors::healer::execute::Effectors;
 use x0tta6bl4_actors::healer::knowledge::Knowledge;
 use x0tta6bl4_actors::healer::observe::Sources;
 use x0tta6bl4_actors::healer::HealerActor;
-use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, Neighbours};
+use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, MeshSvid, Neighbours};
 use x0tta6bl4_actors::policy::Policy;
 use x0tta6bl4_actors::router::{Forwarder, RouterActor, RouterConfig};
 use x0tta6bl4_actors::secure::Sessions;
@@ -148,6 +148,11 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let router = supervision.start("router", move |_| {
             RouterActor::new(peer_id, router_config, router_forwarder, router_policy, policy_reload)
         });
+        let identity = config
+            .svid
+            .enabled
+            .then(|| crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone()))
+            .transpose()?;
         let mesh_handle = mesh::handle(MeshParts {
             config: config.mesh.clone(),
             name: config.name.clone(),
@@ -157,6 +162,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             neighbours,
             pq_binding,
             pq_beacons,
+            svid: identity.as_ref().map(|i| MeshSvid {
+                handle: i.handle.clone(),
+                trust: i.trust.clone(),
+            }),
         });
         let actor_handle = mesh_handle.clone();
         let recipient = router.clone().recipient();
@@ -188,11 +197,6 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
         telemetry.do_send(Subscribe(healer.clone().recipient()));
 
-        let identity = config
-            .svid
-            .enabled
-            .then(|| crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone()))
-            .transpose()?;
         let faults = Arc::new(
             [
                 ("alerter", alerter_actor.recipient()),

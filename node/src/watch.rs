@@ -257,6 +257,7 @@ mod tests {
                 .collect(),
             binding: None,
             pq_signed: None,
+            svid_chain: Vec::new(),
         }
     }
 

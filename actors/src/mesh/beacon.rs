@@ -4,6 +4,8 @@
 //! a timestamp and its links with measured RTT and loss. Beacons are gossipsub
 //! messages signed by the node's libp2p key; [`Beacon::validate`] also checks that
 //! the claimed peer id is the signer, so nobody can speak for another node.
+//! A node with an SPIFFE identity also carries its current X.509-SVID chain,
+//! which receivers that require one check (see [`super::svid_admission`]).
 
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,10 @@ pub struct Beacon {
     /// (post-quantum beacons only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pq_signature: Option<String>,
+    /// The sender's current X.509-SVID, leaf first, each certificate DER in
+    /// base64 (absent on nodes without an SPIFFE identity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub svid_chain: Vec<String>,
 }
 
 /// A beacon that passed validation, with typed fields.
@@ -83,6 +89,8 @@ pub struct ValidBeacon {
     pub binding: Option<Box<KeyBinding>>,
     /// The ML-DSA-65 signature and the bytes it signs, when present.
     pub pq_signed: Option<PqSigned>,
+    /// The sender's X.509-SVID chain, leaf first, DER (not yet validated).
+    pub svid_chain: Vec<Vec<u8>>,
 }
 
 /// A beacon's post-quantum signature with the bytes it covers.
@@ -130,6 +138,16 @@ pub enum BeaconError {
     /// An address, link peer id or measurement is not valid.
     #[error("invalid beacon field: {0}")]
     InvalidField(&'static str),
+    /// SVIDs are required and this beacon carries none.
+    #[error("beacon without an SVID")]
+    SvidMissing,
+    /// The beacon's SVID does not validate (the reason is counted in
+    /// `x0tta_svid_validations_total`).
+    #[error("beacon with a refused SVID: {0}")]
+    SvidRefused(crate::svid::Refusal),
+    /// The SVID is valid but names another node than the beacon's sender.
+    #[error("the beacon's SVID names {0}, not its sender")]
+    SvidNotOwn(String),
 }
 
 impl BeaconError {
@@ -144,6 +162,9 @@ impl BeaconError {
             Self::SourceMismatch { .. } => "source_mismatch",
             Self::TooMany(_) => "too_many",
             Self::InvalidField(_) => "invalid_field",
+            Self::SvidMissing => "svid_missing",
+            Self::SvidRefused(_) => "svid_refused",
+            Self::SvidNotOwn(_) => "svid_not_own",
         }
     }
 }
@@ -226,6 +247,9 @@ impl Beacon {
         if beacon.name.len() > MAX_NAME {
             return Err(BeaconError::TooMany("name"));
         }
+        if beacon.svid_chain.len() > crate::svid::validate::MAX_CHAIN {
+            return Err(BeaconError::TooMany("svid_chain"));
+        }
         let addrs = beacon
             .addrs
             .iter()
@@ -264,6 +288,12 @@ impl Beacon {
                     .map_err(|_| BeaconError::InvalidField("pq_binding"))
             })
             .transpose()?;
+        let svid_chain = beacon
+            .svid_chain
+            .iter()
+            .map(|encoded| base64::engine::general_purpose::STANDARD.decode(encoded))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| BeaconError::InvalidField("svid_chain"))?;
         Ok(ValidBeacon {
             peer,
             name: beacon.name,
@@ -273,6 +303,7 @@ impl Beacon {
             links,
             binding,
             pq_signed,
+            svid_chain,
         })
     }
 }
@@ -296,6 +327,7 @@ mod tests {
             }],
             pq_binding: None,
             pq_signature: None,
+            svid_chain: Vec::new(),
         }
     }
 
@@ -382,6 +414,11 @@ mod tests {
         assert_eq!(reason(&b.encode(), Some(peer)), "invalid_field");
         let mut b = beacon(peer);
         b.addrs = vec!["/ip4/127.0.0.1/tcp/1".into(); MAX_ADDRS + 1];
+        assert_eq!(reason(&b.encode(), Some(peer)), "too_many");
+        let mut b = beacon(peer);
+        b.svid_chain = vec!["not base64!".into()];
+        assert_eq!(reason(&b.encode(), Some(peer)), "invalid_field");
+        b.svid_chain = vec!["AAAA".into(); crate::svid::validate::MAX_CHAIN + 1];
         assert_eq!(reason(&b.encode(), Some(peer)), "too_many");
     }
 }

@@ -49,6 +49,10 @@ pub struct MeshConfig {
     /// Build the QUIC transport. Without it the node speaks TCP only: it
     /// neither listens on nor dials QUIC addresses and keeps no UDP endpoint.
     pub quic: bool,
+    /// Admit only nodes whose beacons carry a valid X.509-SVID of the trust
+    /// domain naming their own peer id (needs `svid.enabled`; see
+    /// `mesh::svid_admission`).
+    pub require_svid: bool,
 }
 
 impl MeshConfig {
@@ -100,6 +104,7 @@ impl Default for MeshConfig {
             frame_queue: 1_024,
             peer_book_limit: 4_096,
             quic: true,
+            require_svid: false,
         }
     }
 }

@@ -20,13 +20,14 @@ use libp2p::{gossipsub, identify, noise, ping, tcp, yamux, Multiaddr, PeerId, Sw
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use super::beacon::{Beacon, LinkReport, BEACON_TOPIC};
+use super::beacon::{Beacon, BeaconError, LinkReport, ValidBeacon, BEACON_TOPIC};
 use super::behaviour::{MeshBehaviour, MeshBehaviourEvent};
 use super::link_stats::LinkStats;
 use super::neighbours::SilenceTimeout;
 use super::roles::{LightPeers, Role};
 use super::stalls::StallMeter;
 use super::streams::{read_frames, write_frames, FRAME_PROTOCOL};
+use super::svid_admission::SvidAdmission;
 use super::{metrics as m, Command, LightPeer, LinkQuality, MeshError, MeshEvent, MeshShared, MeshStatus, PeerLink};
 
 /// Minimum pause between a redial of the same peer.
@@ -61,6 +62,10 @@ struct EventLoop {
     /// Configured addresses whose previous listen address is still taken,
     /// and since when it is tried again.
     relisten: Vec<(Multiaddr, Instant)>,
+    /// The running readers of inbound frame streams.
+    inbound: InboundStreams,
+    /// Who is admitted by SVID, when `mesh.require_svid` is set.
+    svid_check: Option<SvidAdmission>,
 }
 
 /// Inbound frame streams read at once per neighbour. Each side keeps one
@@ -90,6 +95,13 @@ impl InboundStreams {
                 tracing::debug!(%peer, "inbound frame streams over the per-peer limit: the oldest stopped");
                 oldest.abort();
             }
+        }
+    }
+
+    /// Stops every reader of `peer`'s frame streams.
+    fn stop(&mut self, peer: &PeerId) {
+        for reader in self.readers.remove(peer).into_iter().flatten() {
+            reader.abort();
         }
     }
 }
@@ -131,6 +143,15 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
             .build()
     };
     let liveness_every = Duration::from_millis(config.keepalive_interval_ms.max(10));
+    let svid_check = match (&shared.svid, config.require_svid) {
+        (Some(svid), true) => Some(SvidAdmission::new(svid.trust.clone())),
+        (None, true) => {
+            return Err(MeshError::Transport(
+                "mesh.require_svid needs an SVID (svid.enabled)".into(),
+            ))
+        }
+        (_, false) => None,
+    };
     let mut event_loop = EventLoop {
         swarm,
         shared: shared.clone(),
@@ -148,6 +169,8 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         light: LightPeers::new(config.max_light_peers),
         listeners: HashMap::new(),
         relisten: Vec::new(),
+        inbound: InboundStreams::default(),
+        svid_check,
     };
     event_loop.start()?;
 
@@ -155,7 +178,6 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let mut incoming = control
         .accept(FRAME_PROTOCOL)
         .map_err(|e| MeshError::Transport(e.to_string()))?;
-    let mut inbound = InboundStreams::default();
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
     let mut liveness_timer = tokio::time::interval(liveness_every);
@@ -168,12 +190,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 Some(command) => event_loop.on_command(command),
                 None => return Ok(()),
             },
-            Some((peer, stream)) = incoming.next() => {
-                event_loop.promote(peer);
-                let heard = shared.neighbours.liveness(&peer);
-                let reader = read_frames(peer, stream, shared.frames.clone(), heard, config.max_frame_bytes);
-                inbound.add(peer, tokio::spawn(reader).abort_handle());
-            }
+            Some((peer, stream)) = incoming.next() => event_loop.on_inbound_stream(peer, stream),
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
             _ = liveness_timer.tick() => {
                 event_loop.close_silent_links();
@@ -523,11 +540,79 @@ impl EventLoop {
     /// Makes connected `peer` a routing neighbour, if it is not one already
     /// (and not closing).
     fn promote(&mut self, peer: PeerId) {
+        if !self.admits(&peer) {
+            return;
+        }
         if self.shared.neighbours.contains(&peer) || self.closing.contains(&peer) || !self.swarm.is_connected(&peer) {
             return;
         }
         self.forget_light(&peer);
         self.link_up(peer);
+    }
+
+    /// Whether `peer` may carry frames: always, unless `mesh.require_svid`
+    /// is set and its SVID has not been accepted (yet, or any more).
+    fn admits(&self, peer: &PeerId) -> bool {
+        self.svid_check.as_ref().is_none_or(|check| check.is_admitted(peer))
+    }
+
+    /// Reads frames from `peer`'s new inbound stream, if it is admitted
+    /// (a refused stream is reset; its writer opens another later).
+    fn on_inbound_stream(&mut self, peer: PeerId, stream: libp2p::Stream) {
+        if !self.admits(&peer) {
+            tracing::debug!(%peer, "frame stream of a node without an accepted SVID refused");
+            return;
+        }
+        self.promote(peer);
+        let heard = self.shared.neighbours.liveness(&peer);
+        let (frames, max_bytes) = (self.shared.frames.clone(), self.shared.config.max_frame_bytes);
+        let reader = read_frames(peer, stream, frames, heard, max_bytes);
+        self.inbound.add(peer, tokio::spawn(reader).abort_handle());
+    }
+
+    /// Takes `peer`, no longer admitted, out of the mesh: its frame streams
+    /// stop, its link goes and the router forgets it.
+    fn exclude(&mut self, peer: PeerId) {
+        self.inbound.stop(&peer);
+        if self.shared.neighbours.contains(&peer) {
+            self.link_gone(peer);
+        }
+        self.notify(MeshEvent::Excluded(peer));
+    }
+
+    /// Checks the SVID of `beacon`'s sender when SVIDs are required; a
+    /// refused sender is excluded.
+    fn check_svid(&mut self, beacon: ValidBeacon) -> Result<ValidBeacon, BeaconError> {
+        let Some(check) = &mut self.svid_check else {
+            return Ok(beacon);
+        };
+        let was_admitted = check.is_admitted(&beacon.peer);
+        let Err(error) = check.check(&beacon, SystemTime::now()) else {
+            return Ok(beacon);
+        };
+        if was_admitted {
+            let reason = match &error {
+                BeaconError::SvidRefused(refusal) => refusal.reason(),
+                other => other.label(),
+            };
+            tracing::warn!(peer = %beacon.peer, %error, "node excluded from the mesh");
+            m::svid_excluded(reason);
+        }
+        self.exclude(beacon.peer);
+        Err(error)
+    }
+
+    /// Excludes the admitted nodes whose SVID a new CRL revoked or that
+    /// expired.
+    fn recheck_svids(&mut self) {
+        let Some(check) = &mut self.svid_check else {
+            return;
+        };
+        for (peer, refusal) in check.recheck(SystemTime::now()) {
+            tracing::warn!(%peer, %refusal, "node excluded from the mesh: its SVID no longer validates");
+            m::svid_excluded(refusal.reason());
+            self.exclude(peer);
+        }
     }
 
     /// Whether `peer` is a bootstrap peer or announced itself in a valid beacon
@@ -627,10 +712,12 @@ impl EventLoop {
     /// Checks a beacon and hands a valid one on; the verdict goes back to
     /// gossipsub, which forwards only accepted messages.
     fn on_beacon(&mut self, message: &gossipsub::Message) -> gossipsub::MessageAcceptance {
-        let checked = Beacon::validate(&message.data, message.source).and_then(|beacon| match &mut self.pq_check {
-            Some(check) => check.check(&beacon).map(|()| beacon),
-            None => Ok(beacon),
-        });
+        let checked = Beacon::validate(&message.data, message.source)
+            .and_then(|beacon| match &mut self.pq_check {
+                Some(check) => check.check(&beacon).map(|()| beacon),
+                None => Ok(beacon),
+            })
+            .and_then(|beacon| self.check_svid(beacon));
         let beacon = match checked {
             Ok(beacon) => beacon,
             Err(error) => {
@@ -640,7 +727,12 @@ impl EventLoop {
                     // A classical beacon is honest where post-quantum beacons
                     // are not required: not forwarded here, but no penalty for
                     // the relay (a mesh in the middle of turning them on).
-                    super::beacon::BeaconError::PqUnsigned => gossipsub::MessageAcceptance::Ignore,
+                    BeaconError::PqUnsigned => gossipsub::MessageAcceptance::Ignore,
+                    // Another node may judge an SVID before a new CRL reaches
+                    // it, or not require SVIDs: its relaying is no offence.
+                    BeaconError::SvidMissing | BeaconError::SvidRefused(_) | BeaconError::SvidNotOwn(_) => {
+                        gossipsub::MessageAcceptance::Ignore
+                    }
                     _ => gossipsub::MessageAcceptance::Reject,
                 };
             }
@@ -728,6 +820,7 @@ impl EventLoop {
     }
 
     fn on_beacon_tick(&mut self) {
+        self.recheck_svids();
         self.notify_links();
         self.publish_beacon();
     }
@@ -762,6 +855,18 @@ impl EventLoop {
         }
     }
 
+    /// This node's current SVID chain for beacons, base64 (empty without one).
+    fn svid_chain(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let held = self
+            .shared
+            .svid
+            .as_ref()
+            .and_then(|svid| svid.handle.current(SystemTime::now()));
+        held.map(|held| vec![base64::engine::general_purpose::STANDARD.encode(&held.svid.cert_der)])
+            .unwrap_or_default()
+    }
+
     fn publish_beacon(&mut self) {
         let pq = self.shared.pq.read().clone();
         self.seq += 1;
@@ -788,6 +893,7 @@ impl EventLoop {
                 .collect(),
             pq_binding: pq.binding,
             pq_signature: None,
+            svid_chain: self.svid_chain(),
         };
         let (bytes, left_out) = beacon.encode_within_limits(pq.signer.as_deref());
         if left_out > 0 {

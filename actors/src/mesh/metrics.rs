@@ -11,6 +11,7 @@ const LINKS_SILENT: &str = "x0tta_links_closed_silent_total";
 const LIGHT_PEERS: &str = "x0tta_light_peers";
 const LIGHT_REFUSED: &str = "x0tta_light_peers_refused_total";
 const GOSSIP_VERDICTS: &str = "x0tta_gossip_messages_total";
+const SVID_EXCLUSIONS: &str = "x0tta_mesh_svid_exclusions_total";
 
 /// Registers help texts of every mesh metric.
 pub fn describe() {
@@ -40,8 +41,16 @@ pub fn describe() {
         GOSSIP_VERDICTS,
         "Gossip messages by the verdict reported to gossipsub (accept: forwarded; reject: dropped, sender penalised; ignore: dropped)"
     );
+    metrics::describe_counter!(
+        SVID_EXCLUSIONS,
+        "Admitted nodes taken out of the mesh because their SVID no longer validates (mesh.require_svid), by reason"
+    );
     metrics::gauge!(PEERS_CONNECTED).set(0.0);
     metrics::gauge!(LIGHT_PEERS).set(0.0);
+}
+
+pub(super) fn svid_excluded(reason: &'static str) {
+    metrics::counter!(SVID_EXCLUSIONS, "reason" => reason).increment(1);
 }
 
 pub(super) fn light_peers(count: usize) {

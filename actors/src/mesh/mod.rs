@@ -24,6 +24,7 @@ pub mod roles;
 pub mod scoring;
 mod stalls;
 pub mod streams;
+pub mod svid_admission;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +100,9 @@ pub enum MeshEvent {
     LocalLinks(Vec<LinkQuality>),
     /// The last connection to a neighbour closed.
     LinkDown(PeerId),
+    /// A node is no longer admitted (`mesh.require_svid`: its SVID was
+    /// refused, revoked or expired): its beacons and links are to go now.
+    Excluded(PeerId),
 }
 
 /// One live link as seen by the mesh.
@@ -179,6 +183,8 @@ pub(crate) struct MeshShared {
     avoided: parking_lot::Mutex<std::collections::HashSet<PeerId>>,
     /// Ports the OS chose for wildcard-port listen addresses (kept across loop restarts).
     listen_pins: listen::ListenPins,
+    /// This node's SPIFFE identity, if it has one.
+    svid: Option<MeshSvid>,
 }
 
 /// The post-quantum part of this node's beacons.
@@ -319,6 +325,18 @@ pub struct MeshParts {
     /// Post-quantum beacons: sign ours with this identity's ML-DSA-65 key and
     /// drop beacons without a valid signature.
     pub pq_beacons: Option<Arc<x0tta6bl4_pqc::PqIdentity>>,
+    /// This node's SPIFFE identity: its SVID goes into beacons, and peers'
+    /// SVIDs are checked against the trust when `require_svid` is set.
+    pub svid: Option<MeshSvid>,
+}
+
+/// The SPIFFE identity the mesh presents and checks.
+#[derive(Clone)]
+pub struct MeshSvid {
+    /// The current SVID, carried in beacons.
+    pub handle: Arc<crate::svid::SvidHandle>,
+    /// The bundle and CRL peers' SVIDs are checked against.
+    pub trust: Arc<crate::svid::Trust>,
 }
 
 /// Creates the handle; the actor started with [`MeshActor::new`] runs the loop.
@@ -337,6 +355,7 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
         ready: AtomicBool::new(false),
         avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
         listen_pins: listen::ListenPins::default(),
+        svid: parts.svid,
         commands: tokio::sync::Mutex::new(rx),
     });
     MeshHandle { commands: tx, shared }

@@ -73,6 +73,7 @@ mod tests {
             links: Vec::new(),
             pq_binding: Some(base64::engine::general_purpose::STANDARD.encode(identity.binding().encode())),
             pq_signature: None,
+            svid_chain: Vec::new(),
         }
     }
 

@@ -273,14 +273,19 @@ impl RouterActor {
             tracing::debug!(peer = %beacon.peer, why = decision.label(), max = self.config.max_nodes, "link-state database full, beacon ignored");
             return false;
         };
-        self.nodes.remove(&victim);
-        self.judge.forget_claims(&victim);
-        self.admission.forget(&victim);
+        self.forget_node(&victim);
         if let Some((group, hops)) = attachment {
             self.admission.place(beacon.peer, group, hops);
         }
         self.dirty = true;
         true
+    }
+
+    /// Takes `peer` out of the link-state database; whether it was in.
+    fn forget_node(&mut self, peer: &PeerId) -> bool {
+        self.judge.forget_claims(peer);
+        self.admission.forget(peer);
+        self.nodes.remove(peer).is_some()
     }
 
     /// Counts links in `beacon` that their other end keeps denying.
@@ -421,6 +426,14 @@ impl Handler<MeshEvent> for RouterActor {
                 self.local_shape.retain(|(p, _)| *p != peer);
                 self.recompute();
             }
+            MeshEvent::Excluded(peer) => {
+                // Its links count only while it reports them too: without
+                // its beacon, no edge reaches it.
+                if self.forget_node(&peer) {
+                    tracing::info!(%peer, "node excluded from the mesh: routes through and to it removed");
+                    self.recompute();
+                }
+            }
         }
     }
 }
@@ -538,6 +551,7 @@ mod tests {
                 .collect(),
             binding: None,
             pq_signed: None,
+            svid_chain: Vec::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! swaps in a whole new [`Validator`], so a check never sees half an update.
 //! Every check is counted in `x0tta_svid_validations_total{result,reason}`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +20,7 @@ pub struct Trust {
     skew: Duration,
     pins: Pins,
     validator: ArcSwap<Validator>,
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Trust {
@@ -45,6 +47,7 @@ impl Trust {
             skew,
             pins,
             validator: ArcSwap::from_pointee(validator),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -59,7 +62,14 @@ impl Trust {
         let mut validator = validator(&self.trust_domain, &self.bundle_pem, self.skew, &self.pins)?;
         validator.set_crls(crl)?;
         self.validator.store(Arc::new(validator));
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// Changes with every CRL put in force: whoever keeps verdicts checks
+    /// them again when it moves.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Validates `chain` (leaf first, DER) presented for `usage` now, and

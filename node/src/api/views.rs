@@ -204,6 +204,9 @@ pub async fn identity(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
             "enabled": true,
             "spiffe_id": held.svid.id.to_string(),
             "serial": held.svid.serial,
+            // The certificate is public (peers see it in every handshake and
+            // beacon); an operator revokes it with it (`openssl ca -revoke`).
+            "cert_pem": held.svid.cert_pem,
             "not_after_unix": x0tta6bl4_actors::svid::unix_secs(held.svid.not_after),
             "expires_in_secs": held.svid.not_after.duration_since(now).map_or(0, |d| d.as_secs()),
             "expired": held.svid.not_after <= now,

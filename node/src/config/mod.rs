@@ -344,6 +344,12 @@ impl NodeConfig {
                 "has a QUIC address but mesh.quic is false (the minimal profile turns QUIC off)",
             );
         }
+        if self.mesh.require_svid && !self.svid.enabled {
+            return invalid(
+                "mesh.require_svid",
+                "needs svid.enabled (a node without an SVID cannot check others')",
+            );
+        }
         if self.mesh.max_peers == 0 {
             return invalid("mesh.max_peers", "must be at least 1");
         }
@@ -678,6 +684,18 @@ mod tests {
             jail.set_env("X0TTA6BL4_HTTP__TLS__NO_PLAIN_HTTP", "true");
             let err = NodeConfig::load(None).expect_err("no listener at all");
             assert!(err.to_string().contains("http.tls.no_plain_http"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mesh_admission_by_svid_needs_an_svid() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("X0TTA6BL4_MESH__REQUIRE_SVID", "true");
+            let err = NodeConfig::load(None).expect_err("no SVID");
+            assert!(err.to_string().contains("mesh.require_svid"), "{err}");
+            jail.set_env("X0TTA6BL4_SVID__ENABLED", "true");
+            assert!(NodeConfig::load(None).expect("loads").mesh.require_svid);
             Ok(())
         });
     }
