@@ -87,6 +87,69 @@ impl OperatorCa {
         std::fs::rename(&tmp, self.dir.join("crl.pem")).expect("CRL in place");
     }
 
+    /// An SVID for `id` made by `openssl x509 -req` with this CA, naming the
+    /// OCSP responder at `ocsp_url`, and entered as valid in openssl's index
+    /// (which `openssl ocsp -index` answers from); kept as `<name>.pem`.
+    pub fn openssl_issue(&self, name: &str, id: &str, ocsp_url: &str) -> IssuedSvid {
+        let file = |suffix: &str| self.path(&format!("{name}{suffix}"));
+        let run = |args: &[&str]| {
+            let output = Command::new("openssl").args(args).output().expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let (key, csr, ext, pem) = (file(".key.pem"), file(".csr"), file(".ext"), file(".pem"));
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ]);
+        run(&[
+            "req",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={name}"),
+            "-out",
+            &csr,
+        ]);
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName=URI:{id}
+basicConstraints=critical,CA:false
+                 keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+                 authorityInfoAccess=OCSP;URI:{ocsp_url}
+"
+            ),
+        )
+        .expect("extensions");
+        let (ca_cert, ca_key) = (self.path("bundle.pem"), self.path("ca.key.pem"));
+        run(&[
+            "x509", "-req", "-in", &csr, "-CA", &ca_cert, "-CAkey", &ca_key, "-days", "1", "-extfile", &ext, "-out",
+            &pem,
+        ]);
+        self.openssl_ca(&["-valid", &pem]);
+        let cert_pem = std::fs::read_to_string(&pem).expect("certificate");
+        let cert_der = x0tta6bl4_actors::svid::ca::pem_der(&cert_pem).expect("PEM");
+        IssuedSvid {
+            id: SpiffeId::parse(id).expect("SPIFFE ID"),
+            serial: x0tta6bl4::ca::serial_of(Path::new(&pem)).expect("serial"),
+            cert_pem,
+            cert_der,
+            key_pem: std::fs::read_to_string(&key).expect("key"),
+            not_after: std::time::SystemTime::now() + Duration::from_secs(86_400),
+        }
+    }
+
     /// Revokes the certificate `cert_pem` with `openssl ca -revoke` (kept as
     /// `<name>.pem`) and writes a new CRL.
     pub fn revoke(&self, name: &str, cert_pem: &str) {

@@ -2,7 +2,9 @@
 //! SVID the policy's `admin` rule admits (and a pinned ID its pinned key);
 //! the server's SVID rotates under a
 //! client calling all along without one failed request; a CRL made by
-//! `openssl ca -gencrl` shuts a revoked client out while others carry on.
+//! `openssl ca -gencrl` shuts a revoked client out while others carry on; a
+//! real `openssl ocsp` responder answering "revoked" is honoured, and when it
+//! is gone an unasked certificate follows `svid.ocsp_unreachable`.
 
 use std::path::Path;
 use std::process::Command;
@@ -245,4 +247,128 @@ fn a_crl_from_openssl_ca_shuts_a_revoked_client_out_and_others_carry_on() {
     let metrics = metrics_text(&node);
     assert!(metric(&metrics, "x0tta_svid_validations_total", &["reason=\"revoked\""]) >= 1.0);
     assert!(metric(&metrics, "x0tta_svid_crl_refreshes_total", &["result=\"ok\""]) >= 2.0);
+}
+
+/// A running `openssl ocsp` responder over the CA's index, stopped on drop.
+struct OcspResponder(std::process::Child);
+
+impl OcspResponder {
+    /// Answers on `port`, signed by the CA itself, each answer good for a minute.
+    fn start(ca: &OperatorCa, port: u16) -> Self {
+        let log = ca.dir.join("ocsp.log");
+        let child = Command::new("openssl")
+            .args(["ocsp", "-index", &ca.path("index.txt"), "-port", &port.to_string()])
+            .args(["-rsigner", &ca.path("bundle.pem"), "-rkey", &ca.path("ca.key.pem")])
+            .args(["-CA", &ca.path("bundle.pem"), "-nmin", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("openssl ocsp starts");
+        // Not probed with a connection: one that closes without a request
+        // wedges `openssl ocsp` (OpenSSL 3), which serves one at a time.
+        wait_for(Duration::from_secs(10), "the OCSP responder to listen", || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.contains("waiting for OCSP client connections").then_some(())
+        });
+        Self(child)
+    }
+}
+
+impl Drop for OcspResponder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A change refused: at the handshake, or with 401 on a connection made before.
+fn refused(client: &reqwest::blocking::Client, api: &str) -> bool {
+    change(client, api).map_or(true, |r| r.status() == 401)
+}
+
+fn validations(node: &NodeProcess, reason: &str) -> f64 {
+    metric(
+        &metrics_text(node),
+        "x0tta_svid_validations_total",
+        &[&format!("reason=\"{reason}\"")],
+    )
+}
+
+#[test]
+fn an_openssl_ocsp_responder_is_honoured_and_an_unreachable_one_follows_the_policy() {
+    if !tool_available("openssl", "openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = OperatorCa::new(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let responder_url = format!("http://127.0.0.1:{port}");
+    let dave = ca.openssl_issue("dave", "spiffe://mesh.test/admin/dave", &responder_url);
+    let erin = ca.openssl_issue("erin", "spiffe://mesh.test/admin/erin", &responder_url);
+    let frank = ca.openssl_issue("frank", "spiffe://mesh.test/admin/frank", &responder_url);
+    ca.openssl_ca(&["-revoke", &ca.path("erin.pem")]);
+    let responder = OcspResponder::start(&ca, port);
+
+    let (open_dir, closed_dir) = (dir.path().join("open"), dir.path().join("closed"));
+    std::fs::create_dir_all(&open_dir).expect("dir");
+    std::fs::create_dir_all(&closed_dir).expect("dir");
+    let (open, open_api) = ca.node(&open_dir, &[]);
+    let (closed, closed_api) = ca.node(&closed_dir, &[("X0TTA6BL4_SVID__OCSP_UNREACHABLE", "closed".into())]);
+    let nodes = [(&open, &open_api), (&closed, &closed_api)];
+
+    // Good: accepted by both (the closed node once the responder answered).
+    for (node, api) in nodes {
+        let client = ca.client(&dave, node);
+        wait_for(Duration::from_secs(15), "dave accepted", || {
+            change(&client, api).ok().filter(|r| r.status() == 202)
+        });
+    }
+    assert!(
+        validations(&closed, "ocsp_pending") >= 1.0,
+        "closed refused until answered"
+    );
+    // Revoked in openssl's index: refused by both once the responder said so.
+    for (node, api) in nodes {
+        let client = ca.client(&erin, node);
+        wait_for(Duration::from_secs(15), "erin refused as revoked", || {
+            std::thread::sleep(Duration::from_millis(100));
+            (refused(&client, api) && validations(node, "ocsp_revoked") >= 1.0).then_some(())
+        });
+        assert!(refused(&client, api), "and stays refused");
+    }
+    println!("openssl ocsp: dave (good) accepted, erin (revoked) refused by both nodes");
+
+    // The responder goes away: a certificate never asked about follows the policy.
+    drop(responder);
+    let frank_open = ca.client(&frank, &open);
+    for _ in 0..5 {
+        assert_eq!(change(&frank_open, &open_api).expect("open").status(), 202);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let frank_closed = ca.client(&frank, &closed);
+    wait_for(
+        Duration::from_secs(15),
+        "the closed node to find the responder unreachable",
+        || {
+            let closed_out = refused(&frank_closed, &closed_api);
+            (closed_out && validations(&closed, "ocsp_unreachable") >= 1.0).then_some(())
+        },
+    );
+    // No sink is configured: the alert is counted and logged.
+    for node in [&open, &closed] {
+        wait_for(Duration::from_secs(10), "OCSP_RESPONDER_UNREACHABLE to fire", || {
+            let text = metrics_text(node);
+            let fired = metric(&text, "x0tta_alerts_total", &["name=\"OCSP_RESPONDER_UNREACHABLE\""]);
+            (fired >= 1.0).then_some(())
+        });
+    }
+    // A cached good answer carries through the outage.
+    assert_eq!(
+        change(&ca.client(&dave, &closed), &closed_api).expect("dave").status(),
+        202
+    );
+    println!("responder down: frank accepted by the open node, refused by the closed one; dave still accepted");
 }

@@ -1,7 +1,8 @@
 //! The node's SPIFFE identity at start: the CA that issues its SVIDs (the
 //! operator's, from `svid.ca_key_file` and `svid.ca_cert_file`, or the
 //! node's own, kept in sled), the trust in force (the bundle, and the CRL
-//! from `svid.crl`, kept fresh) and the supervised renewer.
+//! from `svid.crl`, kept fresh; OCSP for SVIDs that name a responder) and the
+//! supervised renewer.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use x0tta6bl4_actors::store::Store;
 use x0tta6bl4_actors::supervision::Supervision;
 use x0tta6bl4_actors::svid::crl::{self, CrlSource};
 use x0tta6bl4_actors::svid::local_ca::{self, LocalCa};
+use x0tta6bl4_actors::svid::ocsp::{self, Ocsp};
 use x0tta6bl4_actors::svid::{SpiffeId, SvidActor, SvidConfig, SvidHandle, Trust, TrustDomainCa};
 
 /// The running identity.
@@ -38,7 +40,10 @@ pub fn start(
     let ca = open_ca(config, store)?;
     let skew = Duration::from_secs(config.clock_skew_secs);
     let pins = config.parsed_pins().map_err(anyhow::Error::msg)?;
-    let trust = Arc::new(Trust::new(&config.trust_domain, ca.bundle_pem(), skew, pins).context("the trust bundle")?);
+    let (ocsp, queries) = Ocsp::new(ca.bundle_pem(), config.ocsp_unreachable, skew);
+    actix_rt::spawn(ocsp::run_fetcher(ocsp.clone(), queries, alerts.clone()));
+    let trust = Trust::new(&config.trust_domain, ca.bundle_pem(), skew, pins).context("the trust bundle")?;
+    let trust = Arc::new(trust.with_ocsp(ocsp));
     if let Some(crl) = &config.crl {
         let source = CrlSource::parse(crl);
         tracing::info!(%source, every = config.crl_refresh_secs, "SVIDs are checked against this CRL");

@@ -35,6 +35,9 @@ pub struct SvidConfig {
     /// SPKI pins: a SPIFFE ID and the only public key it may present, as
     /// `sha256//<base64>` (curl's `--pinnedpubkey` form).
     pub pins: BTreeMap<String, String>,
+    /// What a certificate whose OCSP responder has not answered gets:
+    /// `open` (accepted, with an alert) or `closed` (refused).
+    pub ocsp_unreachable: super::ocsp::UnreachablePolicy,
 }
 
 impl Default for SvidConfig {
@@ -51,6 +54,7 @@ impl Default for SvidConfig {
             crl_refresh_secs: 60,
             clock_skew_secs: 30,
             pins: BTreeMap::new(),
+            ocsp_unreachable: super::ocsp::UnreachablePolicy::Open,
         }
     }
 }

@@ -1,12 +1,14 @@
 //! SPIFFE identity: SPIFFE IDs, the built-in trust-domain CA that issues
 //! X.509-SVIDs, the validator that checks them (chain, SPIFFE rules,
-//! validity with clock skew, revocation by CRL), and the renewer actor.
+//! validity with clock skew, revocation by CRL and OCSP), and the renewer actor.
 
 pub mod actor;
 pub mod ca;
 pub mod config;
 pub mod crl;
 pub mod local_ca;
+pub mod ocsp;
+pub mod ocsp_wire;
 pub mod renewal;
 pub mod spiffe_id;
 pub mod tls;

@@ -81,7 +81,7 @@ pub fn client_config(
 /// revocation, expiry or an unknown CA where TLS has a word for it.
 fn tls_error(refusal: Refusal) -> rustls::Error {
     let certificate = match refusal {
-        Refusal::Revoked => CertificateError::Revoked,
+        Refusal::Revoked | Refusal::OcspRevoked => CertificateError::Revoked,
         Refusal::Expired => CertificateError::Expired,
         Refusal::NotYetValid => CertificateError::NotValidYet,
         Refusal::UnknownIssuer | Refusal::BundleExpired => CertificateError::UnknownIssuer,

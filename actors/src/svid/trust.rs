@@ -1,6 +1,8 @@
 //! The trust bundle and revocation list in force, shared by every place that
-//! checks an SVID (the mTLS API's handshakes and its requests): a new CRL
-//! swaps in a whole new [`Validator`], so a check never sees half an update.
+//! checks an SVID (the mTLS API's handshakes and its requests, the mesh's
+//! admission): a new CRL swaps in a whole new [`Validator`], so a check never
+//! sees half an update. With [`Trust::with_ocsp`], a certificate that names
+//! an OCSP responder is also checked against its answers.
 //! Every check is counted in `x0tta_svid_validations_total{result,reason}`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use super::ocsp::Ocsp;
 use super::validate::{BundleError, Pins, Refusal, Usage, Validator, VerifiedSvid};
 
 const VALIDATIONS_TOTAL: &str = "x0tta_svid_validations_total";
@@ -21,6 +24,7 @@ pub struct Trust {
     pins: Pins,
     validator: ArcSwap<Validator>,
     generation: AtomicU64,
+    ocsp: Option<Arc<Ocsp>>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -48,7 +52,14 @@ impl Trust {
             pins,
             validator: ArcSwap::from_pointee(validator),
             generation: AtomicU64::new(0),
+            ocsp: None,
         })
+    }
+
+    /// Also checks certificates that name an OCSP responder with `ocsp`.
+    pub fn with_ocsp(mut self, ocsp: Arc<Ocsp>) -> Self {
+        self.ocsp = Some(ocsp);
+        self
     }
 
     /// The trust domain.
@@ -66,16 +77,25 @@ impl Trust {
         Ok(())
     }
 
-    /// Changes with every CRL put in force: whoever keeps verdicts checks
-    /// them again when it moves.
+    /// Changes with every CRL put in force and every OCSP answer that turns
+    /// a certificate away: whoever keeps verdicts checks them again when it
+    /// moves.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        let ocsp = self.ocsp.as_ref().map_or(0, |ocsp| ocsp.generation());
+        self.generation.load(Ordering::Acquire).wrapping_add(ocsp)
     }
 
     /// Validates `chain` (leaf first, DER) presented for `usage` now, and
     /// counts the result.
     pub fn validate(&self, chain: &[Vec<u8>], usage: Usage) -> Result<VerifiedSvid, Refusal> {
-        let result = self.validator.load().validate(chain, usage, SystemTime::now());
+        let result = self
+            .validator
+            .load()
+            .validate(chain, usage, SystemTime::now())
+            .and_then(|verified| match (&self.ocsp, chain.first()) {
+                (Some(ocsp), Some(leaf)) => ocsp.status(leaf).map(|()| verified),
+                _ => Ok(verified),
+            });
         match &result {
             Ok(_) => metrics::counter!(VALIDATIONS_TOTAL, "result" => "ok", "reason" => "valid").increment(1),
             Err(refusal) => {

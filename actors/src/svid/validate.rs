@@ -24,7 +24,7 @@ pub const MAX_CERT_BYTES: usize = 16 * 1024;
 pub const MAX_CHAIN: usize = 4;
 
 /// Signature algorithms accepted in a chain.
-static ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
+pub(crate) static ALGORITHMS: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = &[
     webpki::ring::ECDSA_P256_SHA256,
     webpki::ring::ECDSA_P384_SHA384,
     webpki::ring::ED25519,
@@ -104,6 +104,19 @@ pub enum Refusal {
     /// A valid SVID naming another workload than the one expected.
     #[error("the peer is {0}, not the expected {1}")]
     UnexpectedId(String, String),
+    /// Its OCSP responder answered that it is revoked.
+    #[error("the OCSP responder says the certificate is revoked")]
+    OcspRevoked,
+    /// Its OCSP responder does not know it.
+    #[error("the OCSP responder does not know the certificate")]
+    OcspUnknown,
+    /// Its OCSP responder was asked and has not answered yet
+    /// (`svid.ocsp_unreachable = closed`).
+    #[error("the OCSP responder has not answered yet")]
+    OcspPending,
+    /// Its OCSP responder cannot be reached (`svid.ocsp_unreachable = closed`).
+    #[error("the OCSP responder cannot be reached")]
+    OcspUnreachable,
     /// Any other reason webpki gives.
     #[error("the certificate is invalid: {0}")]
     Invalid(String),
@@ -133,6 +146,10 @@ impl Refusal {
             Self::BadSignature(_) => "bad_signature",
             Self::UnexpectedId(..) => "unexpected_id",
             Self::PinMismatch(_) => "pin_mismatch",
+            Self::OcspRevoked => "ocsp_revoked",
+            Self::OcspUnknown => "ocsp_unknown",
+            Self::OcspPending => "ocsp_pending",
+            Self::OcspUnreachable => "ocsp_unreachable",
             Self::Invalid(_) => "invalid",
         }
     }
