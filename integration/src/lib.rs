@@ -16,6 +16,7 @@ pub mod operator_ca;
 pub mod outage;
 pub mod pqc_impls;
 pub mod soak;
+pub mod workload_api;
 
 /// The `x0tta6bl4` binary built next to the running test or bench.
 ///

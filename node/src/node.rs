@@ -148,11 +148,10 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let router = supervision.start("router", move |_| {
             RouterActor::new(peer_id, router_config, router_forwarder, router_policy, policy_reload)
         });
-        let identity = config
-            .svid
-            .enabled
-            .then(|| crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone()))
-            .transpose()?;
+        let identity = match config.svid.enabled {
+            true => Some(crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone()).await?),
+            false => None,
+        };
         let mesh_handle = mesh::handle(MeshParts {
             config: config.mesh.clone(),
             name: config.name.clone(),

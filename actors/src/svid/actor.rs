@@ -2,13 +2,14 @@
 //! renews it when `renew_at` of its lifetime is left (±10 % jitter); a failed
 //! renewal is retried with full-jitter backoff; within the last tenth of the
 //! lifetime without a renewal it raises `SVID_NEAR_EXPIRY`; an expired SVID
-//! is never presented as current (`/ready` says so).
+//! is never presented as current (`/ready` says so). With a Workload API the
+//! actor renews nothing itself: SVIDs arrive as [`Pushed`] messages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use actix::{Actor, AsyncContext, Context, SpawnHandle, Supervised};
+use actix::{Actor, AsyncContext, Context, Handler, Message, SpawnHandle, Supervised};
 use arc_swap::ArcSwapOption;
 
 use super::ca::IssuedSvid;
@@ -68,9 +69,15 @@ impl SvidHandle {
     }
 }
 
+/// A new SVID pushed by the Workload API.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Pushed(pub IssuedSvid);
+
 /// The SVID renewer.
 pub struct SvidActor {
-    source: Box<dyn SvidSource>,
+    /// Where renewals come from; `None` when SVIDs are pushed.
+    source: Option<Box<dyn SvidSource>>,
     id: SpiffeId,
     handle: Arc<SvidHandle>,
     renew_at: f64,
@@ -82,9 +89,10 @@ pub struct SvidActor {
 }
 
 impl SvidActor {
-    /// A renewer of `id`'s SVID from `source`, published through `handle`.
+    /// A renewer of `id`'s SVID from `source` (`None`: SVIDs are pushed
+    /// as [`Pushed`]), published through `handle`.
     pub fn new(
-        source: Box<dyn SvidSource>,
+        source: Option<Box<dyn SvidSource>>,
         id: SpiffeId,
         handle: Arc<SvidHandle>,
         renew_at: f64,
@@ -107,23 +115,32 @@ impl SvidActor {
         }
     }
 
+    /// Makes `svid` the current SVID; returns its lifetime.
+    fn install(&mut self, svid: IssuedSvid) -> Duration {
+        metrics::counter!(RENEWALS_TOTAL, "result" => "ok").increment(1);
+        let held = HeldSvid {
+            svid,
+            received: SystemTime::now(),
+        };
+        let lifetime = held.lifetime();
+        tracing::info!(id = %held.svid.id, serial = %held.svid.serial, ?lifetime, "SVID received");
+        self.handle.current.store(Some(Arc::new(held)));
+        self.handle.renewals.fetch_add(1, Ordering::Relaxed);
+        self.attempt = 0;
+        if self.near_expiry_alerted {
+            self.near_expiry_alerted = false;
+            self.alerts.emit(self.near_expiry_alert().resolved());
+        }
+        lifetime
+    }
+
     fn renew(&mut self, ctx: &mut Context<Self>) {
-        let delay = match self.source.fetch(&self.id) {
+        let Some(source) = &mut self.source else {
+            return;
+        };
+        let delay = match source.fetch(&self.id) {
             Ok(svid) => {
-                metrics::counter!(RENEWALS_TOTAL, "result" => "ok").increment(1);
-                let held = HeldSvid {
-                    svid,
-                    received: SystemTime::now(),
-                };
-                let lifetime = held.lifetime();
-                tracing::info!(id = %self.id, serial = %held.svid.serial, ?lifetime, "SVID received");
-                self.handle.current.store(Some(Arc::new(held)));
-                self.handle.renewals.fetch_add(1, Ordering::Relaxed);
-                self.attempt = 0;
-                if self.near_expiry_alerted {
-                    self.near_expiry_alerted = false;
-                    self.alerts.emit(self.near_expiry_alert().resolved());
-                }
+                let lifetime = self.install(svid);
                 renew_after(lifetime, self.renew_at, &mut rand::thread_rng())
             }
             Err(error) => {
@@ -181,6 +198,17 @@ impl Actor for SvidActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.renew(ctx);
         ctx.run_interval(WATCH_EVERY, Self::watch);
+    }
+}
+
+impl Handler<Pushed> for SvidActor {
+    type Result = ();
+
+    fn handle(&mut self, Pushed(svid): Pushed, _: &mut Context<Self>) {
+        if svid.id != self.id {
+            tracing::warn!(pushed = %svid.id, expected = %self.id, "the Workload API gave an SVID for another SPIFFE ID; peers requiring this node's ID will refuse it");
+        }
+        self.install(svid);
     }
 }
 
@@ -250,7 +278,7 @@ mod tests {
         let id = SpiffeId::for_node("mesh.test", "p").expect("id");
         let alerts = Arc::new(Collect(Default::default()));
         let _actor = SvidActor::new(
-            source(0, Duration::from_secs(3)),
+            Some(source(0, Duration::from_secs(3))),
             id.clone(),
             handle.clone(),
             0.5,
@@ -278,7 +306,14 @@ mod tests {
         let handle = Arc::new(SvidHandle::default());
         let id = SpiffeId::for_node("mesh.test", "p").expect("id");
         let alerts = Arc::new(Collect(Default::default()));
-        let _actor = SvidActor::new(source(3, Duration::from_secs(3600)), id, handle.clone(), 0.5, alerts).start();
+        let _actor = SvidActor::new(
+            Some(source(3, Duration::from_secs(3600))),
+            id,
+            handle.clone(),
+            0.5,
+            alerts,
+        )
+        .start();
         until("an SVID after three failures", || handle.counts().0 == 1).await;
         assert_eq!(handle.counts(), (1, 3));
     }

@@ -263,3 +263,15 @@ pub fn pem_der(pem: &str) -> Option<Vec<u8>> {
     let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
     Some(parsed.contents)
 }
+
+/// `der` as a PEM block labelled `label` (e.g. `CERTIFICATE`, `PRIVATE KEY`).
+pub fn der_pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}

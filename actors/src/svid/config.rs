@@ -38,6 +38,10 @@ pub struct SvidConfig {
     /// What a certificate whose OCSP responder has not answered gets:
     /// `open` (accepted, with an alert) or `closed` (refused).
     pub ocsp_unreachable: super::ocsp::UnreachablePolicy,
+    /// A SPIFFE Workload API to take SVIDs from (`unix:///path` or
+    /// `tcp://host:port`) instead of a CA; `SPIFFE_ENDPOINT_SOCKET` is used
+    /// when this is unset.
+    pub workload_api: Option<String>,
 }
 
 impl Default for SvidConfig {
@@ -55,6 +59,7 @@ impl Default for SvidConfig {
             clock_skew_secs: 30,
             pins: BTreeMap::new(),
             ocsp_unreachable: super::ocsp::UnreachablePolicy::Open,
+            workload_api: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod spiffe_id;
 pub mod tls;
 pub mod trust;
 pub mod validate;
+pub mod workload_api;
 
 #[cfg(test)]
 mod tests;

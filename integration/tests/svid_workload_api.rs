@@ -1,0 +1,79 @@
+//! SVIDs from a SPIFFE Workload API: a gRPC server speaking
+//! `SpiffeWorkloadAPI.FetchX509SVID` over a Unix socket pushes a first SVID
+//! and then a rotated one; the node takes the rotated one — on its identity
+//! view and as the mTLS API's server certificate — without a restart.
+
+use std::time::Duration;
+
+use x0tta6bl4_integration::operator_ca::OperatorCa;
+use x0tta6bl4_integration::workload_api::{WorkloadApiServer, X509SvidResponse};
+use x0tta6bl4_integration::{test_spec, wait_for, NodeProcess};
+
+/// The serial of the certificate the node's mTLS listener presents now.
+fn served_serial(node: &NodeProcess) -> Option<String> {
+    let addr = std::fs::read_to_string(node.spec().data_dir.join("https.addr")).ok()?;
+    let output = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", addr.trim(), "-tls1_3"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let pem = String::from_utf8_lossy(&output.stdout).to_string();
+    let der = x0tta6bl4_actors::svid::ca::pem_der(&pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(x0tta6bl4_actors::svid::ca::hex(cert.raw_serial()))
+}
+
+#[test]
+fn a_rotated_svid_pushed_by_the_workload_api_is_used_without_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = OperatorCa::new(dir.path());
+    let server = WorkloadApiServer::start(dir.path());
+    // A first run without an identity tells the node's peer id (its key stays in sled).
+    let spec = test_spec(dir.path(), "workload");
+    let mut first_run = NodeProcess::spawn(spec.clone()).expect("node starts");
+    let peer_id = first_run.peer_id.clone();
+    first_run.stop();
+
+    let id = format!("spiffe://mesh.test/node/{peer_id}");
+    let first = ca.issue(&id);
+    server.push(X509SvidResponse::of(&first, ca.ca.bundle_pem()));
+    let node = NodeProcess::spawn(
+        spec.with("X0TTA6BL4_SVID__ENABLED", "true")
+            .with("X0TTA6BL4_SVID__TRUST_DOMAIN", "mesh.test")
+            .with("SPIFFE_ENDPOINT_SOCKET", server.endpoint())
+            .with("X0TTA6BL4_HTTP__TLS__LISTEN", "127.0.0.1:0"),
+    )
+    .expect("node starts with the Workload API");
+    let pid = node.pid();
+    let identity = node.get("/api/v1/identity").expect("identity");
+    assert_eq!(identity["serial"], first.serial.as_str(), "{identity}");
+    assert_eq!(identity["spiffe_id"], id.as_str());
+    let openssl = x0tta6bl4_integration::tool_available("openssl", "openssl");
+    if openssl {
+        assert_eq!(served_serial(&node).as_deref(), Some(first.serial.as_str()));
+    }
+
+    let rotated = ca.issue(&id);
+    server.push(X509SvidResponse::of(&rotated, ca.ca.bundle_pem()));
+    wait_for(Duration::from_secs(15), "the rotated SVID", || {
+        let identity = node.get("/api/v1/identity").ok()?;
+        (identity["serial"] == rotated.serial.as_str()).then_some(identity)
+    });
+    assert_eq!(node.pid(), pid, "no restart");
+    if openssl {
+        assert_eq!(
+            served_serial(&node).as_deref(),
+            Some(rotated.serial.as_str()),
+            "new connections get it"
+        );
+    }
+    let identity = node.get("/api/v1/identity").expect("identity");
+    assert_eq!(
+        identity["renewals"], 2,
+        "two SVIDs received, none fetched by the node: {identity}"
+    );
+    println!(
+        "Workload API: {} then {} pushed; the node serves the second without a restart",
+        first.serial, rotated.serial
+    );
+}
