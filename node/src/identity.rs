@@ -12,6 +12,7 @@ use std::time::Duration;
 use actix::Addr;
 use anyhow::Context as _;
 use x0tta6bl4_actors::alert::SharedAlertSink;
+use x0tta6bl4_actors::breaker::BreakerActor;
 use x0tta6bl4_actors::store::Store;
 use x0tta6bl4_actors::supervision::Supervision;
 use x0tta6bl4_actors::svid::actor::Pushed;
@@ -44,13 +45,14 @@ struct Origin {
 }
 
 /// Finds the SVIDs' origin, puts the trust in force and starts the renewer
-/// of `peer_id`'s SVID under `supervision`.
+/// of `peer_id`'s SVID under `supervision`, its renewals through `breaker`.
 pub async fn start(
     config: &SvidConfig,
     store: &Store,
     peer_id: &libp2p::PeerId,
     supervision: &Supervision,
     alerts: SharedAlertSink,
+    breaker: Addr<BreakerActor>,
 ) -> anyhow::Result<Identity> {
     let origin = origin(config, store).await?;
     let skew = Duration::from_secs(config.clock_skew_secs);
@@ -72,7 +74,7 @@ pub async fn start(
     let handle = Arc::new(SvidHandle::default());
     let (actor_handle, renew_at, source) = (handle.clone(), config.renew_at, origin.source);
     let actor = supervision.start("svid", move |_| {
-        SvidActor::new(source, id, actor_handle, renew_at, alerts)
+        SvidActor::new(source, id, actor_handle, renew_at, alerts).with_breaker(breaker)
     });
     if let Some((x509, first)) = origin.pushed {
         actor.do_send(Pushed(first));

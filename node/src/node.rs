@@ -148,8 +148,16 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         let router = supervision.start("router", move |_| {
             RouterActor::new(peer_id, router_config, router_forwarder, router_policy, policy_reload)
         });
+        let breaker_config = config.breaker.clone();
+        let breaker_alerts = alerts.clone();
+        let breaker = supervision.start("breaker", move |_| BreakerActor::new(breaker_config, breaker_alerts));
         let identity = match config.svid.enabled {
-            true => Some(crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone()).await?),
+            true => {
+                let breaker = breaker.clone();
+                let started =
+                    crate::identity::start(&config.svid, &store, &peer_id, &supervision, alerts.clone(), breaker);
+                Some(started.await?)
+            }
             false => None,
         };
         let mesh_handle = mesh::handle(MeshParts {
@@ -172,10 +180,6 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
 
         let telemetry_config = config.telemetry.clone();
         let telemetry = supervision.start("telemetry", move |_| TelemetryActor::new(telemetry_config));
-
-        let breaker_config = config.breaker.clone();
-        let breaker_alerts = alerts.clone();
-        let breaker = supervision.start("breaker", move |_| BreakerActor::new(breaker_config, breaker_alerts));
 
         let knowledge =
             Knowledge::open(&store, config.healer.history_limit).context("cannot open the healing history")?;

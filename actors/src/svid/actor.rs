@@ -1,6 +1,7 @@
 //! `SvidActor`, the SVID renewer: holds the node's current X.509-SVID and
-//! renews it when `renew_at` of its lifetime is left (±10 % jitter); a failed
-//! renewal is retried with full-jitter backoff; within the last tenth of the
+//! renews it when `renew_at` of its lifetime is left (±10 % jitter); each
+//! attempt goes through the circuit breaker (kind `svid_renewal`) when one is
+//! given, and a failed or refused renewal is retried with full-jitter backoff; within the last tenth of the
 //! lifetime without a renewal it raises `SVID_NEAR_EXPIRY`; an expired SVID
 //! is never presented as current (`/ready` says so). With a Workload API the
 //! actor renews nothing itself: SVIDs arrive as [`Pushed`] messages.
@@ -9,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, SpawnHandle, Supervised};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, Supervised, WrapFuture,
+};
 use arc_swap::ArcSwapOption;
 
 use super::ca::IssuedSvid;
@@ -17,6 +20,7 @@ use super::local_ca::SvidSource;
 use super::renewal::{near_expiry, renew_after};
 use super::spiffe_id::SpiffeId;
 use crate::alert::{Alert, Severity, SharedAlertSink};
+use crate::breaker::{Acquire, BreakerActor, Report};
 
 const RENEWALS_TOTAL: &str = "x0tta_svid_renewals_total";
 const EXPIRY_SECONDS: &str = "x0tta_svid_expiry_seconds";
@@ -24,6 +28,8 @@ const EXPIRY_SECONDS: &str = "x0tta_svid_expiry_seconds";
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// First retry delay after a failed renewal (doubling, full jitter).
 const RETRY_BASE: Duration = Duration::from_millis(500);
+/// The breaker kind of renewals.
+const BREAKER_KIND: &str = "svid_renewal";
 
 /// The SVID in use and when it was received.
 #[derive(Debug, Clone)]
@@ -86,6 +92,7 @@ pub struct SvidActor {
     attempt: u32,
     near_expiry_alerted: bool,
     renewal: Option<SpawnHandle>,
+    breaker: Option<Addr<BreakerActor>>,
 }
 
 impl SvidActor {
@@ -112,7 +119,15 @@ impl SvidActor {
             attempt: 0,
             near_expiry_alerted: false,
             renewal: None,
+            breaker: None,
         }
+    }
+
+    /// Sends every renewal attempt through `breaker`: a source that keeps
+    /// failing is left alone while its breaker is open.
+    pub fn with_breaker(mut self, breaker: Addr<BreakerActor>) -> Self {
+        self.breaker = Some(breaker);
+        self
     }
 
     /// Makes `svid` the current SVID; returns its lifetime.
@@ -134,11 +149,49 @@ impl SvidActor {
         lifetime
     }
 
+    /// Renews now, asking the breaker first when there is one.
     fn renew(&mut self, ctx: &mut Context<Self>) {
+        if self.source.is_none() {
+            return;
+        }
+        let Some(breaker) = &self.breaker else {
+            self.attempt_renewal(ctx);
+            return;
+        };
+        // A renewal is not a healing action: it asks the breaker only, and
+        // spends none of the healer's rate limit.
+        let permit = breaker.send(Acquire {
+            kind: BREAKER_KIND,
+            target: self.id.to_string(),
+            retry: true,
+        });
+        ctx.spawn(permit.into_actor(self).map(|permit, actor, ctx| match permit {
+            Ok(Err(refusal)) => {
+                let delay = actor.retry_delay();
+                tracing::warn!(id = %actor.id, %refusal, ?delay, "SVID renewal held back by the breaker");
+                actor.schedule(ctx, delay);
+            }
+            // Allowed, or the breaker is restarting: an identity must not
+            // wait on it.
+            Ok(Ok(())) | Err(_) => actor.attempt_renewal(ctx),
+        }));
+    }
+
+    /// Fetches a new SVID, reports the outcome to the breaker and schedules
+    /// the next renewal or retry.
+    fn attempt_renewal(&mut self, ctx: &mut Context<Self>) {
         let Some(source) = &mut self.source else {
             return;
         };
-        let delay = match source.fetch(&self.id) {
+        let fetched = source.fetch(&self.id);
+        if let Some(breaker) = &self.breaker {
+            breaker.do_send(Report {
+                kind: BREAKER_KIND,
+                target: self.id.to_string(),
+                success: fetched.is_ok(),
+            });
+        }
+        let delay = match fetched {
             Ok(svid) => {
                 let lifetime = self.install(svid);
                 renew_after(lifetime, self.renew_at, &mut rand::thread_rng())
@@ -146,17 +199,27 @@ impl SvidActor {
             Err(error) => {
                 metrics::counter!(RENEWALS_TOTAL, "result" => "failed").increment(1);
                 self.handle.failures.fetch_add(1, Ordering::Relaxed);
-                let cap = self
-                    .handle
-                    .last()
-                    .map_or(Duration::from_secs(30), |held| (held.lifetime() / 10).max(RETRY_BASE));
-                let delay =
-                    crate::breaker::backoff::full_jitter(self.attempt, RETRY_BASE, cap, &mut rand::thread_rng());
-                self.attempt = self.attempt.saturating_add(1);
+                let delay = self.retry_delay();
                 tracing::warn!(id = %self.id, %error, ?delay, "SVID renewal failed; retrying");
                 delay
             }
         };
+        self.schedule(ctx, delay);
+    }
+
+    /// The next retry's delay (full jitter, doubling up to a tenth of the
+    /// lifetime); counts the attempt.
+    fn retry_delay(&mut self) -> Duration {
+        let cap = self
+            .handle
+            .last()
+            .map_or(Duration::from_secs(30), |held| (held.lifetime() / 10).max(RETRY_BASE));
+        let delay = crate::breaker::backoff::full_jitter(self.attempt, RETRY_BASE, cap, &mut rand::thread_rng());
+        self.attempt = self.attempt.saturating_add(1);
+        delay
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<Self>, delay: Duration) {
         if let Some(old) = self.renewal.replace(ctx.run_later(delay, Self::renew)) {
             ctx.cancel_future(old);
         }
@@ -232,10 +295,12 @@ mod tests {
     struct Flaky {
         failures: u32,
         inner: LocalCa,
+        calls: Arc<AtomicU64>,
     }
 
     impl SvidSource for Flaky {
         fn fetch(&mut self, id: &SpiffeId) -> Result<IssuedSvid, String> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
             if self.failures > 0 {
                 self.failures -= 1;
                 return Err("the CA is away".into());
@@ -263,13 +328,49 @@ mod tests {
     }
 
     fn source(failures: u32, ttl: Duration) -> Box<dyn SvidSource> {
+        counted_source(failures, ttl, Arc::default())
+    }
+
+    fn counted_source(failures: u32, ttl: Duration, calls: Arc<AtomicU64>) -> Box<dyn SvidSource> {
         Box::new(Flaky {
             failures,
             inner: LocalCa {
                 ca: TrustDomainCa::generate("mesh.test", Duration::from_secs(3600)).expect("CA"),
                 ttl,
             },
+            calls,
         })
+    }
+
+    #[actix_rt::test]
+    async fn an_open_breaker_holds_renewals_back() {
+        let alerts = Arc::new(Collect(Default::default()));
+        let config = crate::breaker::BreakerConfig {
+            failures_to_open: 2,
+            open_secs: 3_600,
+            ..Default::default()
+        };
+        let breaker = BreakerActor::new(config, alerts.clone()).start();
+        let (handle, calls) = (Arc::new(SvidHandle::default()), Arc::new(AtomicU64::new(0)));
+        let id = SpiffeId::for_node("mesh.test", "p").expect("id");
+        let source = counted_source(u32::MAX, Duration::from_secs(3600), calls.clone());
+        let _actor = SvidActor::new(Some(source), id, handle, 0.5, alerts)
+            .with_breaker(breaker.clone())
+            .start();
+        until("two failed renewals", || calls.load(Ordering::Relaxed) >= 2).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(calls.load(Ordering::Relaxed), 2, "no attempt while the breaker is open");
+        let view = breaker.send(crate::breaker::ListBreakers).await.expect("breakers");
+        let renewal = view
+            .breakers
+            .iter()
+            .find(|b| b.kind == BREAKER_KIND)
+            .expect("a breaker for renewals");
+        assert_eq!(
+            renewal.state,
+            crate::breaker::circuit::BreakerState::Open,
+            "{renewal:?}"
+        );
     }
 
     #[actix_rt::test]
