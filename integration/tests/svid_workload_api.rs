@@ -77,3 +77,61 @@ fn a_rotated_svid_pushed_by_the_workload_api_is_used_without_restart() {
         first.serial, rotated.serial
     );
 }
+
+/// The dashboard at `url` as a headless Chromium renders it (scripts run,
+/// the API fetched), or `None` without a Chromium.
+fn rendered(url: &str) -> Option<String> {
+    let output = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            url,
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn an_svid_left_to_expire_makes_the_node_unready_and_the_dashboard_says_so() {
+    if !x0tta6bl4_integration::tool_available("chromium", "chromium") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = OperatorCa::new(dir.path());
+    let server = WorkloadApiServer::start(dir.path());
+    let spec = test_spec(dir.path(), "expiring");
+    let mut first_run = NodeProcess::spawn(spec.clone()).expect("node starts");
+    let peer_id = first_run.peer_id.clone();
+    first_run.stop();
+    // One short-lived SVID and no renewal: the Workload API goes quiet.
+    let id = x0tta6bl4_actors::svid::SpiffeId::for_node("mesh.test", &peer_id).expect("id");
+    let short = ca.ca.issue(&id, Duration::from_secs(5)).expect("SVID");
+    server.push(X509SvidResponse::of(&short, ca.ca.bundle_pem()));
+    let node = NodeProcess::spawn(
+        spec.with("X0TTA6BL4_SVID__ENABLED", "true")
+            .with("X0TTA6BL4_SVID__TRUST_DOMAIN", "mesh.test")
+            .with("X0TTA6BL4_SVID__WORKLOAD_API", server.endpoint()),
+    )
+    .expect("node starts with the Workload API");
+    let page = format!("{}/", node.api.trim_end_matches('/'));
+    let valid = rendered(&page).expect("chromium runs");
+    assert!(
+        valid.contains(&id.to_string()) && valid.contains(&short.serial),
+        "{valid}"
+    );
+    // The script holds the words too: look for the rendered cell.
+    const EXPIRED_CELL: &str = "<td class=\"bad\">EXPIRED: the node is not ready</td>";
+    assert!(!valid.contains(EXPIRED_CELL), "{valid}");
+    wait_for(Duration::from_secs(20), "the node to go unready", || {
+        let ready = node.get("/ready").err()?;
+        ready.to_string().contains("503").then_some(())
+    });
+    let expired = rendered(&page).expect("chromium runs");
+    assert!(expired.contains(EXPIRED_CELL), "{expired}");
+    println!("the SVID expired: /ready answers 503 and the dashboard shows EXPIRED");
+}
