@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use x0tta6bl4_integration::operator_ca::OperatorCa;
 use x0tta6bl4_integration::workload_api::{WorkloadApiServer, X509SvidResponse};
-use x0tta6bl4_integration::{test_spec, wait_for, NodeProcess};
+use x0tta6bl4_integration::{test_spec, wait_for, NodeProcess, NodeSpec};
 
 /// The serial of the certificate the node's mTLS listener presents now.
 fn served_serial(node: &NodeProcess) -> Option<String> {
@@ -23,27 +23,37 @@ fn served_serial(node: &NodeProcess) -> Option<String> {
     Some(x0tta6bl4_actors::svid::ca::hex(cert.raw_serial()))
 }
 
+/// A node's spec in `dir` and its peer id, learnt from a first run without
+/// an identity (the key stays in sled).
+fn spec_and_peer_id(dir: &std::path::Path, name: &str) -> (NodeSpec, String) {
+    let spec = test_spec(dir, name);
+    let mut first_run = NodeProcess::spawn(spec.clone()).expect("node starts");
+    let peer_id = first_run.peer_id.clone();
+    first_run.stop();
+    (spec, peer_id)
+}
+
+/// `spec` with its SVIDs taken from `server`, named by the variable `via`
+/// (`SPIFFE_ENDPOINT_SOCKET` or the node's own setting).
+fn on_workload_api(spec: NodeSpec, server: &WorkloadApiServer, via: &str) -> NodeProcess {
+    let spec = spec
+        .with("X0TTA6BL4_SVID__ENABLED", "true")
+        .with("X0TTA6BL4_SVID__TRUST_DOMAIN", "mesh.test")
+        .with(via, server.endpoint());
+    NodeProcess::spawn(spec).expect("node starts with the Workload API")
+}
+
 #[test]
 fn a_rotated_svid_pushed_by_the_workload_api_is_used_without_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = OperatorCa::new(dir.path());
     let server = WorkloadApiServer::start(dir.path());
-    // A first run without an identity tells the node's peer id (its key stays in sled).
-    let spec = test_spec(dir.path(), "workload");
-    let mut first_run = NodeProcess::spawn(spec.clone()).expect("node starts");
-    let peer_id = first_run.peer_id.clone();
-    first_run.stop();
-
+    let (spec, peer_id) = spec_and_peer_id(dir.path(), "workload");
     let id = format!("spiffe://mesh.test/node/{peer_id}");
     let first = ca.issue(&id);
     server.push(X509SvidResponse::of(&first, ca.ca.bundle_pem()));
-    let node = NodeProcess::spawn(
-        spec.with("X0TTA6BL4_SVID__ENABLED", "true")
-            .with("X0TTA6BL4_SVID__TRUST_DOMAIN", "mesh.test")
-            .with("SPIFFE_ENDPOINT_SOCKET", server.endpoint())
-            .with("X0TTA6BL4_HTTP__TLS__LISTEN", "127.0.0.1:0"),
-    )
-    .expect("node starts with the Workload API");
+    let spec = spec.with("X0TTA6BL4_HTTP__TLS__LISTEN", "127.0.0.1:0");
+    let node = on_workload_api(spec, &server, "SPIFFE_ENDPOINT_SOCKET");
     let pid = node.pid();
     let identity = node.get("/api/v1/identity").expect("identity");
     assert_eq!(identity["serial"], first.serial.as_str(), "{identity}");
@@ -104,20 +114,12 @@ fn an_svid_left_to_expire_makes_the_node_unready_and_the_dashboard_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = OperatorCa::new(dir.path());
     let server = WorkloadApiServer::start(dir.path());
-    let spec = test_spec(dir.path(), "expiring");
-    let mut first_run = NodeProcess::spawn(spec.clone()).expect("node starts");
-    let peer_id = first_run.peer_id.clone();
-    first_run.stop();
+    let (spec, peer_id) = spec_and_peer_id(dir.path(), "expiring");
     // One short-lived SVID and no renewal: the Workload API goes quiet.
     let id = x0tta6bl4_actors::svid::SpiffeId::for_node("mesh.test", &peer_id).expect("id");
     let short = ca.ca.issue(&id, Duration::from_secs(5)).expect("SVID");
     server.push(X509SvidResponse::of(&short, ca.ca.bundle_pem()));
-    let node = NodeProcess::spawn(
-        spec.with("X0TTA6BL4_SVID__ENABLED", "true")
-            .with("X0TTA6BL4_SVID__TRUST_DOMAIN", "mesh.test")
-            .with("X0TTA6BL4_SVID__WORKLOAD_API", server.endpoint()),
-    )
-    .expect("node starts with the Workload API");
+    let node = on_workload_api(spec, &server, "X0TTA6BL4_SVID__WORKLOAD_API");
     let page = format!("{}/", node.api.trim_end_matches('/'));
     let valid = rendered(&page).expect("chromium runs");
     assert!(
