@@ -53,12 +53,12 @@ pub struct X509Svid {
 }
 
 impl X509SvidResponse {
-    /// A response carrying `svid`, with the CA certificate `bundle_pem`.
+    /// A response carrying `svid`, with the CA certificates in `bundle_pem`.
     pub fn of(svid: &IssuedSvid, bundle_pem: &str) -> Self {
-        let der = |pem: &str| {
-            x509_parser::pem::parse_x509_pem(pem.as_bytes())
-                .map(|(_, pem)| pem.contents)
-                .expect("PEM")
+        let der = |pem: &str| -> Vec<u8> {
+            x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+                .flat_map(|block| block.expect("PEM").contents)
+                .collect()
         };
         Self {
             svids: vec![X509Svid {

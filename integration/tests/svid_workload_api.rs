@@ -1,10 +1,13 @@
 //! SVIDs from a SPIFFE Workload API: a gRPC server speaking
 //! `SpiffeWorkloadAPI.FetchX509SVID` over a Unix socket pushes a first SVID
 //! and then a rotated one; the node takes the rotated one — on its identity
-//! view and as the mTLS API's server certificate — without a restart.
+//! view and as the mTLS API's server certificate — without a restart, and a
+//! bundle rotated to a new CA with it. An SVID left to expire makes the node
+//! unready, and the dashboard, rendered in headless Chromium, says so.
 
 use std::time::Duration;
 
+use x0tta6bl4_actors::svid::{SpiffeId, TrustDomainCa};
 use x0tta6bl4_integration::operator_ca::OperatorCa;
 use x0tta6bl4_integration::workload_api::{WorkloadApiServer, X509SvidResponse};
 use x0tta6bl4_integration::{test_spec, wait_for, NodeProcess, NodeSpec};
@@ -82,6 +85,23 @@ fn a_rotated_svid_pushed_by_the_workload_api_is_used_without_restart() {
         identity["renewals"], 2,
         "two SVIDs received, none fetched by the node: {identity}"
     );
+
+    // A CA rotation: the bundle now holds a second CA, which issued the next SVID.
+    let next_ca = TrustDomainCa::generate("mesh.test", Duration::from_secs(86_400)).expect("CA");
+    let from_next = next_ca
+        .issue(&SpiffeId::parse(&id).expect("id"), Duration::from_secs(3600))
+        .expect("SVID");
+    let both = format!("{}{}", ca.ca.bundle_pem(), next_ca.bundle_pem());
+    server.push(X509SvidResponse::of(&from_next, &both));
+    wait_for(Duration::from_secs(15), "the SVID of the new CA", || {
+        let identity = node.get("/api/v1/identity").ok()?;
+        (identity["serial"] == from_next.serial.as_str()).then_some(())
+    });
+    assert!(
+        node.log()
+            .contains("a new trust bundle from the Workload API is in force"),
+        "the rotated bundle is taken"
+    );
     println!(
         "Workload API: {} then {} pushed; the node serves the second without a restart",
         first.serial, rotated.serial
@@ -116,7 +136,7 @@ fn an_svid_left_to_expire_makes_the_node_unready_and_the_dashboard_says_so() {
     let server = WorkloadApiServer::start(dir.path());
     let (spec, peer_id) = spec_and_peer_id(dir.path(), "expiring");
     // One short-lived SVID and no renewal: the Workload API goes quiet.
-    let id = x0tta6bl4_actors::svid::SpiffeId::for_node("mesh.test", &peer_id).expect("id");
+    let id = SpiffeId::for_node("mesh.test", &peer_id).expect("id");
     let short = ca.ca.issue(&id, Duration::from_secs(5)).expect("SVID");
     server.push(X509SvidResponse::of(&short, ca.ca.bundle_pem()));
     let node = on_workload_api(spec, &server, "X0TTA6BL4_SVID__WORKLOAD_API");

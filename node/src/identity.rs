@@ -78,7 +78,7 @@ pub async fn start(
     });
     if let Some((x509, first)) = origin.pushed {
         actor.do_send(Pushed(first));
-        actix_rt::spawn(workload_api::follow(x509, actor.clone().recipient()));
+        actix_rt::spawn(workload_api::follow(x509, actor.clone().recipient(), trust.clone()));
     }
     Ok(Identity { handle, trust, actor })
 }

@@ -59,7 +59,7 @@ enum Entry {
 
 /// The OCSP answers in force and the queue of questions.
 pub struct Ocsp {
-    issuers: Vec<Vec<u8>>,
+    issuers: parking_lot::RwLock<Vec<Vec<u8>>>,
     policy: UnreachablePolicy,
     skew: Duration,
     entries: Mutex<LruCache<(String, String), Entry>>,
@@ -84,13 +84,9 @@ impl Ocsp {
             ANSWERS_TOTAL,
             "OCSP answers by result (good, revoked, unknown, unreachable)"
         );
-        let issuers = x509_parser::pem::Pem::iter_from_buffer(bundle_pem.as_bytes())
-            .filter_map(Result::ok)
-            .map(|pem| pem.contents)
-            .collect();
         let (queue, queries) = mpsc::channel(QUEUE);
         let ocsp = Self {
-            issuers,
+            issuers: parking_lot::RwLock::new(certificates(bundle_pem)),
             policy,
             skew,
             entries: Mutex::new(LruCache::new(capacity(CACHE))),
@@ -103,7 +99,7 @@ impl Ocsp {
     /// The status of `leaf_der` as far as OCSP knows: `Ok` when it names no
     /// responder, is answered good, or is unanswered under the open policy.
     pub fn status(&self, leaf_der: &[u8]) -> Result<(), Refusal> {
-        let Some(query) = Query::for_leaf(leaf_der, &self.issuers) else {
+        let Some(query) = Query::for_leaf(leaf_der, &self.issuers.read()) else {
             return Ok(());
         };
         let key = (query.url.clone(), query.serial.clone());
@@ -130,6 +126,11 @@ impl Ocsp {
             tracing::debug!("OCSP queue full; the certificate is asked about at a later check");
         }
         self.unanswered(Refusal::OcspPending)
+    }
+
+    /// Asks about certificates of the CAs in `bundle_pem` from now on.
+    pub fn set_issuers(&self, bundle_pem: &str) {
+        *self.issuers.write() = certificates(bundle_pem);
     }
 
     /// Changes whenever an answer turns a certificate away: whoever keeps
@@ -163,6 +164,14 @@ impl Ocsp {
             self.generation.fetch_add(1, Ordering::Release);
         }
     }
+}
+
+/// The DER certificates in `bundle_pem`.
+fn certificates(bundle_pem: &str) -> Vec<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(bundle_pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|pem| pem.contents)
+        .collect()
 }
 
 /// Asks responders the queued questions, one at a time, for as long as the

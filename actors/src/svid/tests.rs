@@ -381,3 +381,31 @@ fn openssl_verifies_the_svid_shows_its_spiffe_fields_and_honours_the_crl() {
     ]);
     assert!(!ok && text.contains("certificate revoked"), "{text}");
 }
+
+#[test]
+fn a_new_bundle_is_put_in_force_whole_and_a_bad_one_keeps_the_previous() {
+    let (old, new) = (ca(), ca());
+    let trust = super::Trust::new(TD, old.bundle_pem(), Duration::ZERO, Default::default()).expect("trust");
+    let hour = Duration::from_secs(3600);
+    let of_new = [new.issue(&node("p"), hour).expect("SVID").cert_der];
+    let of_old = [old.issue(&node("q"), hour).expect("SVID").cert_der];
+    assert!(
+        trust.validate(&of_new, Usage::Client).is_err(),
+        "the new CA is not trusted yet"
+    );
+    let generation = trust.generation();
+
+    // A rotation: the bundle holds both CAs while SVIDs of the old one live on.
+    let both = format!("{}{}", old.bundle_pem(), new.bundle_pem());
+    trust.set_bundle(&both).expect("bundle in force");
+    assert!(trust.has_bundle(&both));
+    assert_ne!(trust.generation(), generation, "kept verdicts are checked again");
+    assert!(trust.validate(&of_new, Usage::Client).is_ok());
+    assert!(trust.validate(&of_old, Usage::Client).is_ok());
+
+    assert!(trust.set_bundle("not a bundle").is_err());
+    assert!(trust.has_bundle(&both), "the previous bundle stays");
+    trust.set_bundle(new.bundle_pem()).expect("the old CA retired");
+    assert!(trust.validate(&of_old, Usage::Client).is_err());
+    assert!(trust.validate(&of_new, Usage::Client).is_ok());
+}

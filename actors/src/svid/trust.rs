@@ -19,7 +19,8 @@ const VALIDATIONS_TOTAL: &str = "x0tta_svid_validations_total";
 /// The trust domain's bundle and CRLs, swapped whole on a refresh.
 pub struct Trust {
     trust_domain: String,
-    bundle_pem: String,
+    /// The bundle and the CRL in force (the validator is rebuilt from both).
+    sources: parking_lot::Mutex<(String, Option<Vec<u8>>)>,
     skew: Duration,
     pins: Pins,
     validator: ArcSwap<Validator>,
@@ -47,7 +48,7 @@ impl Trust {
         let validator = validator(trust_domain, bundle_pem, skew, &pins)?;
         Ok(Self {
             trust_domain: trust_domain.to_string(),
-            bundle_pem: bundle_pem.to_string(),
+            sources: parking_lot::Mutex::new((bundle_pem.to_string(), None)),
             skew,
             pins,
             validator: ArcSwap::from_pointee(validator),
@@ -70,8 +71,35 @@ impl Trust {
     /// Puts the CRLs in `crl` (PEM or DER) in force for every later check; a
     /// CRL that does not parse leaves the previous one in force.
     pub fn set_crls(&self, crl: &[u8]) -> Result<(), BundleError> {
-        let mut validator = validator(&self.trust_domain, &self.bundle_pem, self.skew, &self.pins)?;
-        validator.set_crls(crl)?;
+        let mut sources = self.sources.lock();
+        self.rebuild(&sources.0, Some(crl))?;
+        sources.1 = Some(crl.to_vec());
+        Ok(())
+    }
+
+    /// Puts a new trust bundle in force (a CA rotation the Workload API
+    /// pushed), keeping the CRL; a bundle that does not parse leaves the
+    /// previous one in force.
+    pub fn set_bundle(&self, bundle_pem: &str) -> Result<(), BundleError> {
+        let mut sources = self.sources.lock();
+        self.rebuild(bundle_pem, sources.1.as_deref())?;
+        sources.0 = bundle_pem.to_string();
+        if let Some(ocsp) = &self.ocsp {
+            ocsp.set_issuers(bundle_pem);
+        }
+        Ok(())
+    }
+
+    /// Whether `bundle_pem` is the bundle in force.
+    pub fn has_bundle(&self, bundle_pem: &str) -> bool {
+        self.sources.lock().0 == bundle_pem
+    }
+
+    fn rebuild(&self, bundle_pem: &str, crl: Option<&[u8]>) -> Result<(), BundleError> {
+        let mut validator = validator(&self.trust_domain, bundle_pem, self.skew, &self.pins)?;
+        if let Some(crl) = crl {
+            validator.set_crls(crl)?;
+        }
         self.validator.store(Arc::new(validator));
         self.generation.fetch_add(1, Ordering::Release);
         Ok(())

@@ -2,7 +2,8 @@
 //! `SPIFFE_ENDPOINT_SOCKET`), through the `spiffe` crate's `X509Source`: it
 //! follows the `FetchX509SVID` stream, so new SVIDs and bundles are pushed
 //! and the node does not poll. [`follow`] hands each new SVID to the
-//! [`SvidActor`](super::SvidActor), which installs it as it would a renewal.
+//! [`SvidActor`](super::SvidActor), which installs it as it would a renewal,
+//! and puts a rotated bundle in force in the [`Trust`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::actor::Pushed;
 use super::ca::{der_pem, hex, IssuedSvid};
 use super::spiffe_id::SpiffeId;
+use super::trust::Trust;
 
 /// Connects to the Workload API at `endpoint` (`unix:///path` or
 /// `tcp://host:port`) and waits up to `timeout` for a first X.509 context.
@@ -56,9 +58,9 @@ pub fn current(source: &X509Source) -> Result<(IssuedSvid, String), String> {
     Ok((issued, bundle_pem))
 }
 
-/// Hands every SVID the Workload API pushes to `actor`, for as long as the
-/// source runs.
-pub async fn follow(source: Arc<X509Source>, actor: Recipient<Pushed>) {
+/// Hands every SVID the Workload API pushes to `actor`, and puts every new
+/// bundle in force in `trust`, for as long as the source runs.
+pub async fn follow(source: Arc<X509Source>, actor: Recipient<Pushed>, trust: Arc<Trust>) {
     let mut updates = source.updated();
     loop {
         if let Err(error) = updates.changed().await {
@@ -66,7 +68,17 @@ pub async fn follow(source: Arc<X509Source>, actor: Recipient<Pushed>) {
             return;
         }
         match current(&source) {
-            Ok((svid, _)) => actor.do_send(Pushed(svid)),
+            Ok((svid, bundle_pem)) => {
+                if !trust.has_bundle(&bundle_pem) {
+                    match trust.set_bundle(&bundle_pem) {
+                        Ok(()) => tracing::info!("a new trust bundle from the Workload API is in force"),
+                        Err(error) => {
+                            tracing::warn!(%error, "the Workload API's new bundle cannot be used; the previous one stays")
+                        }
+                    }
+                }
+                actor.do_send(Pushed(svid));
+            }
             Err(error) => tracing::warn!(%error, "an update from the Workload API could not be used"),
         }
     }
