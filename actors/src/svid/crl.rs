@@ -145,6 +145,9 @@ mod tests {
             trust.validate(&chain, Usage::Client).map_err(|r| r.reason()),
             Err("revoked")
         );
+        let generation = trust.generation();
+        refresh(&source, &trust, &client).await.expect("read again");
+        assert_eq!(trust.generation(), generation, "an unchanged CRL moves nothing");
         std::fs::write(&file, "garbage").expect("write");
         assert!(refresh(&source, &trust, &client).await.is_err());
         assert_eq!(

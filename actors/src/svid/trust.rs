@@ -69,9 +69,14 @@ impl Trust {
     }
 
     /// Puts the CRLs in `crl` (PEM or DER) in force for every later check; a
-    /// CRL that does not parse leaves the previous one in force.
+    /// CRL that does not parse leaves the previous one in force, and the one
+    /// in force read again changes nothing.
     pub fn set_crls(&self, crl: &[u8]) -> Result<(), BundleError> {
         let mut sources = self.sources.lock();
+        if sources.1.as_deref() == Some(crl) {
+            // The same CRL re-read: nothing to rebuild, no verdict to revisit.
+            return Ok(());
+        }
         self.rebuild(&sources.0, Some(crl))?;
         sources.1 = Some(crl.to_vec());
         Ok(())
