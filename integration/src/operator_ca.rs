@@ -66,18 +66,8 @@ impl OperatorCa {
             );
             std::fs::write(&config, cnf).expect("openssl config");
         }
-        let output = Command::new("openssl")
-            .arg("ca")
-            .arg("-config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            output.status.success(),
-            "openssl ca {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let config = config.display().to_string();
+        openssl(&[&["ca", "-config", &config], args].concat());
     }
 
     /// Writes `crl.pem` with the revocations in openssl's index, atomically.
@@ -92,16 +82,8 @@ impl OperatorCa {
     /// (which `openssl ocsp -index` answers from); kept as `<name>.pem`.
     pub fn openssl_issue(&self, name: &str, id: &str, ocsp_url: &str) -> IssuedSvid {
         let file = |suffix: &str| self.path(&format!("{name}{suffix}"));
-        let run = |args: &[&str]| {
-            let output = Command::new("openssl").args(args).output().expect("openssl runs");
-            assert!(
-                output.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
         let (key, csr, ext, pem) = (file(".key.pem"), file(".csr"), file(".ext"), file(".pem"));
-        run(&[
+        openssl(&[
             "genpkey",
             "-algorithm",
             "EC",
@@ -110,7 +92,7 @@ impl OperatorCa {
             "-out",
             &key,
         ]);
-        run(&[
+        openssl(&[
             "req",
             "-new",
             "-key",
@@ -133,7 +115,7 @@ extendedKeyUsage=serverAuth,clientAuth
         )
         .expect("extensions");
         let (ca_cert, ca_key) = (self.path("bundle.pem"), self.path("ca.key.pem"));
-        run(&[
+        openssl(&[
             "x509", "-req", "-in", &csr, "-CA", &ca_cert, "-CAkey", &ca_key, "-days", "1", "-extfile", &ext, "-out",
             &pem,
         ]);
@@ -158,4 +140,14 @@ extendedKeyUsage=serverAuth,clientAuth
         self.openssl_ca(&["-revoke", &file]);
         self.gencrl();
     }
+}
+
+/// Runs `openssl` with `args`; panics with its error output when it fails.
+fn openssl(args: &[&str]) {
+    let output = Command::new("openssl").args(args).output().expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

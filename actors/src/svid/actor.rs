@@ -1,9 +1,9 @@
 //! `SvidActor`, the SVID renewer: holds the node's current X.509-SVID and
 //! renews it when `renew_at` of its lifetime is left (±10 % jitter); each
 //! attempt goes through the circuit breaker (kind `svid_renewal`) when one is
-//! given, and a failed or refused renewal is retried with full-jitter backoff; within the last tenth of the
-//! lifetime without a renewal it raises `SVID_NEAR_EXPIRY`; an expired SVID
-//! is never presented as current (`/ready` says so). With a Workload API the
+//! given, and a failed or refused renewal is retried with full-jitter
+//! backoff; within the last tenth of the lifetime without a renewal it raises
+//! `SVID_NEAR_EXPIRY`; an expired SVID is never presented as current (`/ready` says so). With a Workload API the
 //! actor renews nothing itself: SVIDs arrive as [`Pushed`] messages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
