@@ -9,6 +9,8 @@
 //! - [`healer`] runs the MAPE-K self-healing loop over all of the above.
 //! - [`store`] keeps what must survive a restart (identity key, peer book) in sled.
 //! - [`supervision`] counts restarts of supervised actors.
+//! - [`sync`] replicates shared state (quarantine list, revocations, flags) as
+//!   CRDTs over gossipsub with anti-entropy.
 //! - [`telemetry`] reads the XDP program's counters (or interface statistics),
 //!   streams snapshots, and keeps the quarantine list in the XDP blocklist.
 //!
@@ -29,4 +31,5 @@ pub mod secure;
 pub mod store;
 pub mod supervision;
 pub mod svid;
+pub mod sync;
 pub mod telemetry;

@@ -39,6 +39,8 @@ struct EventLoop {
     shared: Arc<MeshShared>,
     router: Recipient<MeshEvent>,
     topic: gossipsub::IdentTopic,
+    /// The replicated state's topic, when it is on.
+    sync_topic: Option<gossipsub::IdentTopic>,
     links: HashMap<PeerId, LinkStats>,
     last_dial: HashMap<PeerId, Instant>,
     bootstrap_peers: HashSet<PeerId>,
@@ -157,6 +159,10 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
         shared: shared.clone(),
         router,
         topic: gossipsub::IdentTopic::new(BEACON_TOPIC),
+        sync_topic: shared
+            .sync
+            .get()
+            .map(|_| gossipsub::IdentTopic::new(crate::sync::SYNC_TOPIC)),
         links: HashMap::new(),
         last_dial: HashMap::new(),
         bootstrap_peers: HashSet::new(),
@@ -178,6 +184,13 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
     let mut incoming = control
         .accept(FRAME_PROTOCOL)
         .map_err(|e| MeshError::Transport(e.to_string()))?;
+    let mut sync_incoming: futures::stream::BoxStream<'static, (PeerId, libp2p::Stream)> = match shared.sync.get() {
+        Some(_) => control
+            .accept(crate::sync::exchange::SYNC_PROTOCOL)
+            .map_err(|e| MeshError::Transport(e.to_string()))?
+            .boxed(),
+        None => futures::stream::pending().boxed(),
+    };
     let mut beacon_timer = tokio::time::interval(Duration::from_millis(config.beacon_interval_ms.max(50)));
     let mut kad_timer = tokio::time::interval(Duration::from_secs(30));
     let mut liveness_timer = tokio::time::interval(liveness_every);
@@ -191,6 +204,7 @@ pub async fn run(shared: Arc<MeshShared>, router: Recipient<MeshEvent>) -> Resul
                 None => return Ok(()),
             },
             Some((peer, stream)) = incoming.next() => event_loop.on_inbound_stream(peer, stream),
+            Some((peer, stream)) = sync_incoming.next() => event_loop.on_sync_stream(peer, stream),
             _ = beacon_timer.tick() => event_loop.on_beacon_tick(),
             _ = liveness_timer.tick() => {
                 event_loop.close_silent_links();
@@ -214,6 +228,13 @@ impl EventLoop {
             .gossipsub
             .subscribe(&self.topic)
             .map_err(|e| MeshError::Transport(e.to_string()))?;
+        if let Some(topic) = &self.sync_topic {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(topic)
+                .map_err(|e| MeshError::Transport(e.to_string()))?;
+        }
         for configured in self.shared.config.listen.clone() {
             match self.shared.listen_pins.address_for(&configured) {
                 Some(_) => self.relisten.push((configured, Instant::now())),
@@ -364,6 +385,17 @@ impl EventLoop {
                     self.publish_beacon();
                 }
             }
+            Command::PublishSync(bytes) => {
+                if let Some(topic) = self.sync_topic.clone() {
+                    match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                        Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                        Err(error) => tracing::debug!(%error, "delta not published"),
+                    }
+                }
+            }
+            Command::StreamControl(reply) => {
+                let _ = reply.send(self.swarm.behaviour().streams.new_control());
+            }
             Command::PublishRaw(bytes, reply) => {
                 let result = self
                     .swarm
@@ -498,7 +530,11 @@ impl EventLoop {
                 message_id,
                 propagation_source,
             })) => {
-                let verdict = self.on_beacon(&message);
+                let on_sync = self.sync_topic.as_ref().is_some_and(|t| t.hash() == message.topic);
+                let verdict = match (on_sync, self.shared.sync.get()) {
+                    (true, Some(sync)) => sync.on_gossip(message.source, &message.data),
+                    _ => self.on_beacon(&message),
+                };
                 m::gossip_verdict(verdict_label(&verdict));
                 self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                     &message_id,
@@ -568,6 +604,14 @@ impl EventLoop {
         let (frames, max_bytes) = (self.shared.frames.clone(), self.shared.config.max_frame_bytes);
         let reader = read_frames(peer, stream, frames, heard, max_bytes);
         self.inbound.add(peer, tokio::spawn(reader).abort_handle());
+    }
+
+    /// Hands an anti-entropy stream of an admitted `peer` to the replicated state.
+    fn on_sync_stream(&mut self, peer: PeerId, stream: libp2p::Stream) {
+        match self.shared.sync.get() {
+            Some(sync) if self.admits(&peer) => sync.clone().serve(peer, stream),
+            _ => tracing::debug!(%peer, "anti-entropy stream refused"),
+        }
     }
 
     /// Takes `peer`, no longer admitted, out of the mesh: its frame streams
@@ -660,6 +704,9 @@ impl EventLoop {
         tokio::spawn(write_frames(peer, control, rx, keepalive, liveness));
         m::peers_connected(self.shared.neighbours.len());
         self.notify_links();
+        if let Some(sync) = self.shared.sync.get() {
+            sync.link_up(peer);
+        }
     }
 
     /// The last connection to `peer` closed: the link is gone (if a silence

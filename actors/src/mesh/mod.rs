@@ -164,6 +164,21 @@ pub(crate) enum Command {
     Avoid(PeerId, bool),
     /// Test hook: the event loop panics (a fault in a network runtime task).
     Panic,
+    /// Publishes a delta of the replicated state.
+    PublishSync(Vec<u8>),
+    /// A handle for opening streams on the running swarm.
+    StreamControl(oneshot::Sender<libp2p_stream::Control>),
+}
+
+/// The replicated state's side of the mesh (see `crate::sync`): the event loop
+/// hands it deltas from the sync topic, anti-entropy streams and new links.
+pub trait SyncHandler: Send + Sync {
+    /// A message on the sync topic, relayed by `source`: the verdict for gossipsub.
+    fn on_gossip(&self, source: Option<PeerId>, data: &[u8]) -> libp2p::gossipsub::MessageAcceptance;
+    /// An anti-entropy stream `peer` opened (served on a task of its own).
+    fn serve(self: Arc<Self>, peer: PeerId, stream: libp2p::Stream);
+    /// A link to neighbour `peer` came up.
+    fn link_up(&self, peer: PeerId);
 }
 
 /// State shared by the actor, the event loop and handles.
@@ -185,6 +200,8 @@ pub(crate) struct MeshShared {
     listen_pins: listen::ListenPins,
     /// This node's SPIFFE identity, if it has one.
     svid: Option<MeshSvid>,
+    /// The replicated state, when it is on (set before the loop starts).
+    sync: std::sync::OnceLock<Arc<dyn SyncHandler>>,
 }
 
 /// The post-quantum part of this node's beacons.
@@ -294,6 +311,34 @@ impl MeshHandle {
             .map_err(|_| MeshError::Stopped)
     }
 
+    /// Hands the mesh the replicated state (before the mesh actor starts: the
+    /// loop subscribes to its topic when it starts).
+    pub fn set_sync_handler(&self, handler: Arc<dyn SyncHandler>) {
+        let _ = self.shared.sync.set(handler);
+    }
+
+    /// Publishes a delta on the sync topic; a full command queue drops it
+    /// (anti-entropy carries it later).
+    pub fn publish_sync(&self, bytes: Vec<u8>) -> Result<(), MeshError> {
+        self.commands
+            .try_send(Command::PublishSync(bytes))
+            .map_err(|e| MeshError::Publish(e.to_string()))
+    }
+
+    /// Opens an anti-entropy stream to `peer`.
+    pub async fn open_sync_stream(&self, peer: PeerId) -> Result<libp2p::Stream, MeshError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::StreamControl(tx))
+            .await
+            .map_err(|_| MeshError::Stopped)?;
+        let mut control = rx.await.map_err(|_| MeshError::Stopped)?;
+        control
+            .open_stream(peer, crate::sync::exchange::SYNC_PROTOCOL)
+            .await
+            .map_err(|e| MeshError::Dial(e.to_string()))
+    }
+
     /// Publishes raw bytes on the beacon topic. Fault-injection hook for tests of
     /// how peers treat garbage beacons; the node never calls it on its own.
     pub async fn publish_raw_beacon(&self, bytes: Vec<u8>) -> Result<(), MeshError> {
@@ -356,6 +401,7 @@ pub fn handle(parts: MeshParts) -> MeshHandle {
         avoided: parking_lot::Mutex::new(std::collections::HashSet::new()),
         listen_pins: listen::ListenPins::default(),
         svid: parts.svid,
+        sync: std::sync::OnceLock::new(),
         commands: tokio::sync::Mutex::new(rx),
     });
     MeshHandle { commands: tx, shared }

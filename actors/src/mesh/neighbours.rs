@@ -216,6 +216,11 @@ impl Neighbours {
         self.entries.read().contains_key(peer)
     }
 
+    /// The live neighbours.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.entries.read().keys().copied().collect()
+    }
+
     /// Number of live neighbours.
     pub fn len(&self) -> usize {
         self.entries.read().len()

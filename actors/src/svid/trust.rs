@@ -26,6 +26,9 @@ pub struct Trust {
     validator: ArcSwap<Validator>,
     generation: AtomicU64,
     ocsp: Option<Arc<Ocsp>>,
+    /// Serials revoked through the replicated state (`revoked_serials`),
+    /// lowercase hex, refused like a CRL's.
+    replicated: parking_lot::RwLock<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -54,6 +57,7 @@ impl Trust {
             validator: ArcSwap::from_pointee(validator),
             generation: AtomicU64::new(0),
             ocsp: None,
+            replicated: Default::default(),
         })
     }
 
@@ -95,6 +99,18 @@ impl Trust {
         Ok(())
     }
 
+    /// Puts the serials of the replicated `revoked_serials` set (lowercase
+    /// hex) in force beside the CRL; a change moves the generation, so kept
+    /// verdicts are checked again.
+    pub fn set_replicated_revocations(&self, serials: std::collections::HashSet<String>) {
+        let serials = serials.into_iter().map(|s| s.to_ascii_lowercase()).collect();
+        let mut replicated = self.replicated.write();
+        if *replicated != serials {
+            *replicated = serials;
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
     /// Whether `bundle_pem` is the bundle in force.
     pub fn has_bundle(&self, bundle_pem: &str) -> bool {
         self.sources.lock().0 == bundle_pem
@@ -125,6 +141,10 @@ impl Trust {
             .validator
             .load()
             .validate(chain, usage, SystemTime::now())
+            .and_then(|verified| match self.replicated.read().contains(&verified.serial) {
+                true => Err(Refusal::Revoked),
+                false => Ok(verified),
+            })
             .and_then(|verified| match (&self.ocsp, chain.first()) {
                 (Some(ocsp), Some(leaf)) => ocsp.status(leaf).map(|()| verified),
                 _ => Ok(verified),
