@@ -302,6 +302,11 @@ impl NodeProcess {
         self.send_json("POST", path, body)
     }
 
+    /// `PUT` JSON to a path of the API, like [`NodeProcess::post`].
+    pub fn put(&self, path: &str, body: &Value) -> Result<Value, LaunchError> {
+        self.send_json("PUT", path, body)
+    }
+
     /// `DELETE` with a JSON body, like [`NodeProcess::post`].
     pub fn delete(&self, path: &str, body: &Value) -> Result<Value, LaunchError> {
         self.send_json("DELETE", path, body)

@@ -21,6 +21,7 @@ use x0tta6bl4_actors::router::{Forwarder, RouterActor, RouterConfig};
 use x0tta6bl4_actors::secure::Sessions;
 use x0tta6bl4_actors::store::Store;
 use x0tta6bl4_actors::supervision::{Escalation, Supervision, ESCALATION_EXIT_CODE};
+use x0tta6bl4_actors::sync::{Effects, LiveFlags, SyncActor, SyncNode};
 use x0tta6bl4_actors::telemetry::{Subscribe, TelemetryActor};
 use x0tta6bl4_pqc::PqIdentity;
 
@@ -174,6 +175,25 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
                 trust: i.trust.clone(),
             }),
         });
+        // The replicated state goes to the mesh before its loop starts (the
+        // loop subscribes to the sync topic when it has one).
+        let sync = config
+            .sync
+            .enabled
+            .then(|| {
+                SyncNode::open(
+                    config.sync.clone(),
+                    keypair.clone(),
+                    Some(&store),
+                    Some(policy.clone()),
+                    mesh_handle.clone(),
+                )
+            })
+            .transpose()
+            .context("cannot open the replicated state")?;
+        if let Some(sync) = &sync {
+            mesh_handle.set_sync_handler(sync.clone());
+        }
         let actor_handle = mesh_handle.clone();
         let recipient = router.clone().recipient();
         let mesh_actor = supervision.start("mesh", move |_| MeshActor::new(actor_handle, recipient, network_handle));
@@ -195,8 +215,18 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
         };
         let (healer_config, retry) = (config.healer.clone(), config.breaker.clone());
         let healer_alerts = alerts.clone();
+        let flags = LiveFlags::default();
+        let healer_flags = flags.clone();
         let healer = supervision.start("healer", move |_| {
-            HealerActor::new(healer_config, retry, effectors, knowledge, healer_alerts)
+            HealerActor::new(healer_config, retry, effectors, knowledge, healer_alerts).with_flags(healer_flags)
+        });
+        let sync_actor = sync.as_ref().map(|node| {
+            let (node, mesh, telemetry) = (node.clone(), mesh_handle.clone(), telemetry.clone());
+            let trust = identity.as_ref().map(|i| i.trust.clone());
+            supervision.start("sync", move |_| {
+                let effects = Effects::new(Some(telemetry.clone()), mesh.clone(), trust.clone(), flags.clone());
+                SyncActor::new(node.clone(), mesh.clone(), effects)
+            })
         });
         telemetry.do_send(Subscribe(healer.clone().recipient()));
 
@@ -211,6 +241,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             ]
             .into_iter()
             .chain(identity.as_ref().map(|i| ("svid", i.actor.clone().recipient())))
+            .chain(sync_actor.map(|a| ("sync", a.recipient())))
             .collect(),
         );
         let state = AppState {
@@ -234,6 +265,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             }),
             started: Instant::now(),
             svid: identity.as_ref().map(|i| i.handle.clone()),
+            sync,
         };
         let mut access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
         let tls = match (tls_listener, tls_bound, &identity) {

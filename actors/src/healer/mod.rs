@@ -119,6 +119,8 @@ pub struct HealerActor {
     refusal_noted: HashSet<(&'static str, String)>,
     /// When each (destination, next hop) pair was last in the routing table.
     carried: HashMap<(PeerId, PeerId), Instant>,
+    /// Live switches from the replicated state (`flag.healer.paused`).
+    flags: crate::sync::LiveFlags,
 }
 
 /// A connected link counts as carrying traffic this long after its last route left it:
@@ -159,7 +161,14 @@ impl HealerActor {
             cooling: HashMap::new(),
             refusal_noted: HashSet::new(),
             carried: HashMap::new(),
+            flags: crate::sync::LiveFlags::default(),
         }
+    }
+
+    /// Reads `flags` (the replicated state's live switches) each cycle.
+    pub fn with_flags(mut self, flags: crate::sync::LiveFlags) -> Self {
+        self.flags = flags;
+        self
     }
 
     fn cycle(&mut self, ctx: &mut Context<Self>) {
@@ -198,8 +207,17 @@ impl HealerActor {
             let analyzer = &healer.analyzer;
             let planned = plan::plan(&symptoms, &constraints, |p| analyzer.addrs_of(p), &obs.known);
             healer.symptoms = symptoms;
-            for action in planned {
-                healer.start(action, ctx);
+            if healer.flags.healer_paused() {
+                if !planned.is_empty() {
+                    tracing::info!(
+                        actions = planned.len(),
+                        "healer paused (flag.healer.paused): no action taken"
+                    );
+                }
+            } else {
+                for action in planned {
+                    healer.start(action, ctx);
+                }
             }
             metrics::histogram!(CYCLE_SECONDS).record(started.elapsed().as_secs_f64());
         }));

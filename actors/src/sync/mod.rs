@@ -28,7 +28,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use crdt::{keys, Intent, KeyKind};
-pub use effects::{LiveFlags, QuarantineMember};
+pub use effects::{Effects, LiveFlags, QuarantineMember, HEALER_PAUSED};
 pub use node::{StateView, SyncActor, SyncNode};
 pub use replica::{Clock, Limits, ReplicaState};
 

@@ -244,9 +244,14 @@ impl SyncNode {
 
 impl SyncHandler for SyncNode {
     fn on_gossip(&self, source: Option<PeerId>, data: &[u8]) -> MessageAcceptance {
-        let decoded = SignedDelta::decode(data);
-        let outcome = decoded.and_then(|(signed, _)| self.receive(signed));
-        match outcome {
+        let signed = match SignedDelta::decode(data) {
+            Ok((signed, _)) => signed,
+            Err(error) => {
+                m::delta("in", error.reason());
+                return MessageAcceptance::Reject;
+            }
+        };
+        match self.receive(signed) {
             Ok(Received::Buffered) => {
                 // A gap: what comes before is fetched from the one who relayed it.
                 if let Some(peer) = source {
@@ -255,10 +260,6 @@ impl SyncHandler for SyncNode {
                 MessageAcceptance::Accept
             }
             Ok(_) => MessageAcceptance::Accept,
-            Err(SyncError::TooLarge(_) | SyncError::Malformed(_)) => {
-                m::delta("in", "malformed");
-                MessageAcceptance::Reject
-            }
             Err(SyncError::Full(_) | SyncError::Store(_)) => MessageAcceptance::Ignore,
             Err(_) => MessageAcceptance::Reject,
         }

@@ -373,3 +373,107 @@ fn garbage_collection_keeps_state_bounded_and_removed_entries_removed() {
         stale.iter().filter(|m| !online_members.contains(m)).count()
     );
 }
+
+/// A node's replica with a Rego policy that denies writes by `denied`, and a
+/// mesh that never runs (deltas it publishes go nowhere).
+fn node_denying(denied: &str, dir: &std::path::Path) -> std::sync::Arc<super::SyncNode> {
+    use std::sync::Arc;
+    std::fs::write(
+        dir.join("admin.rego"),
+        format!("package x0tta6bl4.admin\ndeny if input.client == \"{denied}\"\n"),
+    )
+    .expect("policy file");
+    let policy = crate::policy::Policy::load(&crate::policy::PolicyConfig {
+        dir: Some(dir.to_path_buf()),
+        reload_ms: 1_000,
+    })
+    .expect("policy loads");
+    let keypair = Keypair::generate_ed25519();
+    let neighbours = Arc::new(crate::mesh::Neighbours::default());
+    let store = crate::store::Store::temporary().expect("store");
+    let mesh = crate::mesh::handle(crate::mesh::MeshParts {
+        config: crate::mesh::MeshConfig::default(),
+        name: "test".into(),
+        keypair: keypair.clone(),
+        store: store.clone(),
+        frames: Arc::new(crate::router::forwarder::Forwarder::new(
+            keypair.public().to_peer_id(),
+            crate::router::RouterConfig::default(),
+            neighbours.clone(),
+        )),
+        neighbours,
+        pq_binding: None,
+        pq_beacons: None,
+        svid: None,
+    });
+    super::SyncNode::open(
+        super::SyncConfig::default(),
+        keypair,
+        Some(&store),
+        Some(Arc::new(policy)),
+        mesh,
+    )
+    .expect("opens")
+}
+
+/// A delta of `writer` setting `flag.x`, `seq` 1, at `at_ms`.
+fn flag_delta(writer: &Keypair, at_ms: u64) -> super::delta::Delta {
+    let name = writer.public().to_peer_id().to_string();
+    super::delta::Delta {
+        writer: name.clone(),
+        seq: 1,
+        at_ms,
+        key: "flag.x".into(),
+        change: super::crdt::Change::Lww {
+            value: "true".into(),
+            marker: super::crdt::Marker {
+                ms: at_ms,
+                writer: name,
+            },
+        },
+    }
+}
+
+#[test]
+fn forged_denied_oversized_and_future_deltas_are_refused_with_a_reason_and_change_nothing() {
+    use libp2p::gossipsub::MessageAcceptance;
+
+    use crate::mesh::{unix_ms, SyncHandler};
+    let dir = tempfile::tempdir().expect("dir");
+    let (honest, outcast, forger) = (
+        Keypair::generate_ed25519(),
+        Keypair::generate_ed25519(),
+        Keypair::generate_ed25519(),
+    );
+    let node = node_denying(&outcast.public().to_peer_id().to_string(), dir.path());
+    let now = unix_ms();
+    let refused = |bytes: Vec<u8>| -> super::SyncError {
+        let error = SignedDelta::decode(&bytes)
+            .and_then(|(signed, _)| node.receive(signed))
+            .expect_err("refused");
+        assert_eq!(node.on_gossip(None, &bytes), MessageAcceptance::Reject, "{error}");
+        error
+    };
+
+    let forged = SignedDelta::sign(&flag_delta(&honest, now), &forger).expect("signs");
+    assert_eq!(refused(forged.encode()).reason(), "wrong_signer");
+    let denied = SignedDelta::sign(&flag_delta(&outcast, now), &outcast).expect("signs");
+    assert_eq!(refused(denied.encode()).reason(), "policy");
+    let ahead = SignedDelta::sign(&flag_delta(&honest, now + 3_600_000), &honest).expect("signs");
+    assert_eq!(refused(ahead.encode()).reason(), "clock_ahead");
+    assert_eq!(
+        refused(vec![7u8; super::delta::MAX_DELTA_BYTES + 1]).reason(),
+        "too_large"
+    );
+    let mut tampered = SignedDelta::sign(&flag_delta(&honest, now), &honest).expect("signs");
+    tampered.signature[0] ^= 1;
+    assert_eq!(refused(tampered.encode()).reason(), "bad_signature");
+    assert_eq!(refused(b"not a delta".to_vec()).reason(), "malformed");
+    assert!(node.view().entries.is_empty(), "nothing refused changed the state");
+    assert!(node.clock().is_empty());
+
+    // The same write, honest and in time, is taken.
+    let good = SignedDelta::sign(&flag_delta(&honest, now), &honest).expect("signs");
+    assert_eq!(node.on_gossip(None, &good.encode()), MessageAcceptance::Accept);
+    assert_eq!(node.value("flag.x"), Some(serde_json::json!(true)));
+}

@@ -5,6 +5,7 @@ use super::alerts::AlertRequest;
 use super::debug::{BlackholeRequest, FaultRequest, HandshakeFloodRequest, ProbeRequest, RawFrameRequest};
 use super::error::ApiError;
 use super::messages::{PingRequest, SendRequest};
+use super::state::StateWrite;
 use super::telemetry::{QuarantineRequest, ReleaseRequest};
 
 /// An endpoint that takes a JSON body.
@@ -30,11 +31,13 @@ pub enum Body {
     Handshakes,
     /// `POST /api/v1/bench/probes`.
     Probes,
+    /// `PUT /api/v1/state/{key}`.
+    State,
 }
 
 impl Body {
     /// Every endpoint with a JSON body.
-    pub const ALL: [Body; 10] = [
+    pub const ALL: [Body; 11] = [
         Body::Message,
         Body::Ping,
         Body::Alert,
@@ -45,6 +48,7 @@ impl Body {
         Body::Blackhole,
         Body::Handshakes,
         Body::Probes,
+        Body::State,
     ];
 
     /// Parses and checks `bytes` as this endpoint does before acting on it;
@@ -61,6 +65,7 @@ impl Body {
             Body::Blackhole => BlackholeRequest::checked(bytes).map(drop),
             Body::Handshakes => HandshakeFloodRequest::checked(bytes).map(drop),
             Body::Probes => ProbeRequest::checked(bytes).map(drop),
+            Body::State => StateWrite::checked(bytes).map(drop),
         }
     }
 }

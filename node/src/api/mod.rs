@@ -7,6 +7,7 @@ mod debug;
 pub mod error;
 mod messages;
 pub mod mtls;
+mod state;
 mod telemetry;
 mod views;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub started: Instant,
     /// The node's SVID, when `svid.enabled`.
     pub svid: Option<Arc<x0tta6bl4_actors::svid::SvidHandle>>,
+    /// The replicated state, when `sync.enabled`.
+    pub sync: Option<Arc<x0tta6bl4_actors::sync::SyncNode>>,
 }
 
 /// Requests that change the node's state (everything but reads and the
@@ -127,6 +130,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/quarantine", web::get().to(telemetry::list_quarantine))
                 .route("/quarantine", web::post().to(telemetry::quarantine))
                 .route("/quarantine", web::delete().to(telemetry::release))
+                .route("/state", web::get().to(state::list))
+                .route("/state/{key}", web::get().to(state::get))
+                .route("/state/{key}", web::put().to(state::put))
+                .route("/state/{key}", web::delete().to(state::delete))
                 .route("/debug/fault", web::post().to(debug::fault))
                 .route("/debug/beacon", web::post().to(debug::raw_beacon))
                 .route("/debug/frame", web::post().to(debug::raw_frame))

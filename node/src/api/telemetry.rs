@@ -8,6 +8,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use x0tta6bl4_actors::healer::plan::ips;
 use x0tta6bl4_actors::libp2p::Multiaddr;
+use x0tta6bl4_actors::sync::{keys, Intent, QuarantineMember};
+use x0tta6bl4_actors::telemetry::snapshot::QuarantineView;
 use x0tta6bl4_actors::telemetry::{GetTelemetry, ListQuarantine, Quarantine, QuarantineError, Release};
 
 use super::error::{parse_json, parse_peer, ApiError};
@@ -63,7 +65,43 @@ pub async fn quarantine(state: web::Data<AppState>, body: web::Bytes) -> Result<
             QuarantineError::Full(full) => ApiError::new(StatusCode::CONFLICT, "quarantine_full", full.to_string()),
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "xdp_error", other.to_string()),
         })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "quarantined": views })))
+    let replicated = replicate_quarantine(&state, &views);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "quarantined": views, "replicated": replicated })))
+}
+
+/// Adds quarantined sources to the replicated `quarantine` set, so every node
+/// of the mesh drops them too; whether it did (sync may be off).
+fn replicate_quarantine(state: &AppState, views: &[QuarantineView]) -> bool {
+    let Some(sync) = &state.sync else {
+        return false;
+    };
+    let now = x0tta6bl4_actors::mesh::unix_ms();
+    views.iter().all(|view| {
+        let member = QuarantineMember {
+            addr: view.addr,
+            peer: view.peer.clone(),
+            reason: view.reason.clone(),
+            expires_ms: now + view.remaining_ms.unwrap_or(MAX_TTL_SECS * 1_000),
+        };
+        sync.write(keys::QUARANTINE, Intent::Add(member.member()))
+            .map_err(|error| tracing::warn!(%error, addr = %view.addr, "quarantine not replicated"))
+            .is_ok()
+    })
+}
+
+/// Removes released sources from the replicated `quarantine` set.
+fn replicate_release(state: &AppState, addrs: &[IpAddr]) {
+    let Some(sync) = &state.sync else {
+        return;
+    };
+    for member in sync.members(keys::QUARANTINE) {
+        let listed = QuarantineMember::parse(&member).is_some_and(|m| addrs.contains(&m.addr));
+        if listed {
+            if let Err(error) = sync.write(keys::QUARANTINE, Intent::Remove(member)) {
+                tracing::warn!(%error, "quarantine release not replicated");
+            }
+        }
+    }
 }
 
 impl QuarantineRequest {
@@ -106,6 +144,7 @@ pub async fn release(state: web::Data<AppState>, body: web::Bytes) -> Result<Htt
                 .map(|v| v.addr),
         );
     }
+    replicate_release(&state, &addrs);
     let released = state.telemetry.send(Release(addrs)).await.map_err(|_| restarting())?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "released": released })))
 }

@@ -150,6 +150,9 @@ pub struct NodeConfig {
     pub supervision: SupervisionConfig,
     /// The node's SPIFFE identity (X.509-SVID) and its renewal.
     pub svid: x0tta6bl4_actors::svid::SvidConfig,
+    /// Replicated state (CRDTs over gossipsub): quarantine list, revocations,
+    /// denied peers, live flags.
+    pub sync: x0tta6bl4_actors::sync::SyncConfig,
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
@@ -187,6 +190,7 @@ impl Default for NodeConfig {
             alerter: AlerterConfig::default(),
             supervision: SupervisionConfig::default(),
             svid: x0tta6bl4_actors::svid::SvidConfig::default(),
+            sync: x0tta6bl4_actors::sync::SyncConfig::default(),
             byzantine: false,
             pqc_beacons: false,
             failover: false,
@@ -438,6 +442,9 @@ impl NodeConfig {
             );
         }
         self.validate_limits()?;
+        if let Err(problem) = self.sync.validate() {
+            return invalid("sync", &problem);
+        }
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(
                 "pqc.queue_per_peer",
