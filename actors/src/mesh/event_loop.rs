@@ -606,10 +606,13 @@ impl EventLoop {
         self.inbound.add(peer, tokio::spawn(reader).abort_handle());
     }
 
-    /// Hands an anti-entropy stream of an admitted `peer` to the replicated state.
+    /// Hands an anti-entropy stream of a routing neighbour to the replicated
+    /// state (a light peer's would hold garbage collection back as a replica).
     fn on_sync_stream(&mut self, peer: PeerId, stream: libp2p::Stream) {
         match self.shared.sync.get() {
-            Some(sync) if self.admits(&peer) => sync.clone().serve(peer, stream),
+            Some(sync) if self.admits(&peer) && self.shared.neighbours.contains(&peer) => {
+                sync.clone().serve(peer, stream)
+            }
             _ => tracing::debug!(%peer, "anti-entropy stream refused"),
         }
     }

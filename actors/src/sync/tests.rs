@@ -477,3 +477,34 @@ fn forged_denied_oversized_and_future_deltas_are_refused_with_a_reason_and_chang
     assert_eq!(node.on_gossip(None, &good.encode()), MessageAcceptance::Accept);
     assert_eq!(node.value("flag.x"), Some(serde_json::json!(true)));
 }
+
+#[test]
+fn the_replica_in_sled_survives_a_restart_whole() {
+    use super::persist::Persist;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut mesh = Mesh::new(2);
+    mesh.write(1, "note.n", Intent::Put("\"theirs\"".into()));
+    let me = mesh.replicas[0].me().clone();
+    let (before, log) = {
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let mut replica = ReplicaState::load(me.clone(), Limits::default(), Persist::open(&store).expect("trees"))
+            .expect("loads empty");
+        let now = mesh.now_ms;
+        for (key, intent) in [
+            ("flag.a", Intent::Put("1".into())),
+            ("set.s", Intent::Add("x".into())),
+            ("counter.c", Intent::Count(-2)),
+        ] {
+            replica.write(key, intent, now, &mesh.keys[0]).expect("writes");
+        }
+        let theirs = mesh.written[0].clone();
+        replica.receive(theirs.clone(), body(&theirs), now).expect("takes");
+        store.flush().expect("flush");
+        (replica.snapshot(), replica.log_len())
+    };
+    let store = crate::store::Store::open(dir.path()).expect("store again");
+    let replica = ReplicaState::load(me, Limits::default(), Persist::open(&store).expect("trees")).expect("loads");
+    assert_eq!(replica.snapshot(), before, "entries and version vector as they were");
+    assert_eq!(replica.log_len(), log, "the log too");
+    assert_eq!(replica.clock().values().sum::<u64>(), 4);
+}

@@ -91,13 +91,14 @@ mod tests {
             (Body::Blackhole, r#"{"enabled":true,"kinds":["Sealed"]}"#.to_string()),
             (Body::Handshakes, format!(r#"{{"peer":"{peer}","count":3}}"#)),
             (Body::Probes, format!(r#"{{"to":"{peer}","count":3}}"#)),
+            (Body::State, r#"{"value":{"on":true}}"#.to_string()),
         ];
         for (body, json) in valid {
             assert!(body.check(json.as_bytes()).is_ok(), "{body:?}: {json}");
             assert!(body.check(b"{\"to\":").is_err(), "{body:?}");
             assert!(body.check(&[0xff, 0xfe]).is_err(), "{body:?}");
         }
-        assert_eq!(Body::ALL.len(), 10);
+        assert_eq!(Body::ALL.len(), 11);
     }
 
     #[test]
@@ -110,6 +111,8 @@ mod tests {
             (Body::RawFrame, r#"{"peer":"x","hex":"f"}"#),
             (Body::Blackhole, r#"{"enabled":true,"kinds":["Nope"]}"#),
             (Body::Fault, r#"{"actor":"router","kind":"explode"}"#),
+            (Body::State, r#"{"value":1,"add":"x"}"#),
+            (Body::State, r#"{}"#),
         ];
         for (body, json) in refused {
             assert!(body.check(json.as_bytes()).is_err(), "{body:?}: {json}");

@@ -16,12 +16,13 @@ pub const BEGIN: &str = "<!-- bench all: generated tables begin -->";
 pub const END: &str = "<!-- bench all: generated tables end -->";
 
 /// The scenarios, in the order they run (the namespace-heavy ones last).
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "mesh",
     "instructions",
     "pqc",
     "api",
     "conns",
+    "sync",
     "memory",
     "xdp",
     "heal",

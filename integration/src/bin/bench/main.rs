@@ -16,6 +16,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- api [--quick]   # needs wrk
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- sync [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- all [--quick] [--write docs/BENCHMARKS.md]
 //! ```
 
@@ -32,6 +33,7 @@ mod reroute;
 mod soak;
 mod stability;
 mod storage;
+mod sync;
 mod xdp;
 
 fn main() {
@@ -53,13 +55,14 @@ fn main() {
         Some("api") => api::run(quick),
         Some("conns") => conns::run(quick),
         Some("instructions") => instructions::run(quick),
+        Some("sync") => sync::run(quick),
         Some("all") => {
             let write = args.iter().skip_while(|a| *a != "--write").nth(1);
             all::run(quick, write.map(String::as_str));
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, sync, all"
             );
             std::process::exit(2);
         }
