@@ -59,6 +59,9 @@ pub struct RollbackLast;
 pub struct HealingView {
     /// Whether the loop runs.
     pub enabled: bool,
+    /// Whether it is paused by the replicated `flag.healer.paused`: it
+    /// observes and reports, and takes no action.
+    pub paused: bool,
     /// Findings of the last cycle.
     pub symptoms: Vec<Symptom>,
     /// Neighbours routed around.
@@ -522,6 +525,7 @@ impl HealerActor {
         let now = Instant::now();
         HealingView {
             enabled: self.config.enabled,
+            paused: self.flags.healer_paused(),
             symptoms: self.symptoms.clone(),
             avoided: self.avoided.keys().map(PeerId::to_string).collect(),
             quarantined: self

@@ -165,3 +165,41 @@ fn validator(trust_domain: &str, bundle_pem: &str, skew: Duration, pins: &Pins) 
     validator.set_pins(pins.clone());
     Ok(validator)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::svid::ca::TrustDomainCa;
+    use crate::svid::SpiffeId;
+
+    #[test]
+    fn a_replicated_revocation_refuses_the_serial_and_moves_the_generation() {
+        let hour = Duration::from_secs(3600);
+        let ca = TrustDomainCa::generate("mesh.test", hour).expect("CA");
+        let trust = Trust::new("mesh.test", ca.bundle_pem(), Duration::ZERO, Default::default()).expect("trust");
+        let issue = |node: &str| {
+            let svid = ca
+                .issue(&SpiffeId::for_node("mesh.test", node).expect("id"), hour)
+                .expect("SVID");
+            (vec![svid.cert_der.clone()], svid.serial)
+        };
+        let ((stolen, serial), (other, _)) = (issue("stolen"), issue("other"));
+        assert!(trust.validate(&stolen, Usage::Client).is_ok());
+        let generation = trust.generation();
+
+        trust.set_replicated_revocations([serial.to_ascii_uppercase()].into_iter().collect());
+        let refused = trust.validate(&stolen, Usage::Client).map_err(|r| r.reason());
+        assert_eq!(refused, Err("revoked"), "the serial is refused, whatever its case");
+        assert!(trust.validate(&other, Usage::Client).is_ok(), "only that serial");
+        assert_ne!(trust.generation(), generation, "kept verdicts are checked again");
+
+        let generation = trust.generation();
+        trust.set_replicated_revocations([serial.clone()].into_iter().collect());
+        assert_eq!(trust.generation(), generation, "the same set moves nothing");
+        trust.set_replicated_revocations(Default::default());
+        assert!(
+            trust.validate(&stolen, Usage::Client).is_ok(),
+            "taken off the set, accepted again"
+        );
+    }
+}
