@@ -331,6 +331,12 @@ impl ReplicaState {
         if snapshot.applied.len() > MAX_CLOCK_WRITERS || snapshot.entries.len() > self.limits.max_keys {
             return Err(SyncError::Full("keys or writers of a state transfer"));
         }
+        // Checked whole before anything changes: a bad key refuses the transfer.
+        for (key, theirs) in &snapshot.entries {
+            if theirs.crdt.kind() != KeyKind::of(key)? {
+                return Err(SyncError::BadValue(format!("{key}: a value of another kind")));
+            }
+        }
         let mut changed = Vec::new();
         let mut mine = std::mem::take(&mut self.entries);
         let theirs_applied = &snapshot.applied;
@@ -343,10 +349,6 @@ impl ReplicaState {
             !removed
         });
         for (key, theirs) in snapshot.entries {
-            let kind = KeyKind::of(&key)?;
-            if theirs.crdt.kind() != kind {
-                return Err(SyncError::BadValue(format!("{key}: a value of another kind")));
-            }
             match mine.get_mut(&key) {
                 Some(entry) => {
                     let before = entry.crdt.clone();

@@ -508,3 +508,22 @@ fn the_replica_in_sled_survives_a_restart_whole() {
     assert_eq!(replica.log_len(), log, "the log too");
     assert_eq!(replica.clock().values().sum::<u64>(), 4);
 }
+
+#[test]
+fn a_state_transfer_with_a_bad_key_is_refused_whole_and_changes_nothing() {
+    let mut mesh = Mesh::new(2);
+    mesh.write(0, "flag.a", Intent::Put("1".into()));
+    mesh.write(1, "set.s", Intent::Add("x".into()));
+    let before = mesh.replicas[0].snapshot();
+    let mut bad = mesh.replicas[1].snapshot();
+    let entry = bad.entries["set.s"].clone();
+    bad.entries.insert("nope".into(), entry.clone());
+    assert!(mesh.replicas[0].install(bad, mesh.now_ms).is_err(), "an unknown key");
+    let mut wrong_kind = mesh.replicas[1].snapshot();
+    wrong_kind.entries.insert("flag.b".into(), entry);
+    assert!(
+        mesh.replicas[0].install(wrong_kind, mesh.now_ms).is_err(),
+        "a set under a flag's key"
+    );
+    assert_eq!(mesh.replicas[0].snapshot(), before, "nothing changed");
+}
