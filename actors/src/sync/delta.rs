@@ -56,8 +56,9 @@ impl SignedDelta {
             public_key: keypair.public().encode_protobuf(),
             signature,
         };
-        if signed.encode().len() > MAX_DELTA_BYTES {
-            return Err(SyncError::TooLarge(signed.encode().len()));
+        let size = signed.encode().len();
+        if size > MAX_DELTA_BYTES {
+            return Err(SyncError::TooLarge(size));
         }
         Ok(signed)
     }
@@ -70,12 +71,18 @@ impl SignedDelta {
     /// Reads a delta off the wire: size, shape, signature, and that the key
     /// that signed it is its writer's.
     pub fn decode(bytes: &[u8]) -> Result<(Self, Delta), SyncError> {
+        let signed = Self::parse(bytes)?;
+        let delta = signed.open()?;
+        Ok((signed, delta))
+    }
+
+    /// Reads the envelope off the wire (size and shape) without checking the
+    /// signature: for a caller that [`open`](Self::open)s it next.
+    pub fn parse(bytes: &[u8]) -> Result<Self, SyncError> {
         if bytes.len() > MAX_DELTA_BYTES {
             return Err(SyncError::TooLarge(bytes.len()));
         }
-        let signed: Self = postcard::from_bytes(bytes).map_err(|e| SyncError::Malformed(e.to_string()))?;
-        let delta = signed.open()?;
-        Ok((signed, delta))
+        postcard::from_bytes(bytes).map_err(|e| SyncError::Malformed(e.to_string()))
     }
 
     /// Checks the signature and the writer; the delta inside.

@@ -244,8 +244,9 @@ impl SyncNode {
 
 impl SyncHandler for SyncNode {
     fn on_gossip(&self, source: Option<PeerId>, data: &[u8]) -> MessageAcceptance {
-        let signed = match SignedDelta::decode(data) {
-            Ok((signed, _)) => signed,
+        // `receive` checks the signature: parsing is all that happens here.
+        let signed = match SignedDelta::parse(data) {
+            Ok(signed) => signed,
             Err(error) => {
                 m::delta("in", error.reason());
                 return MessageAcceptance::Reject;
@@ -421,7 +422,7 @@ impl SyncActor {
             Err(error) => tracing::warn!(%error, "garbage collection failed"),
         }
         self.effects.expire(&self.node);
-        m::state_bytes(self.node.view().state_bytes);
+        m::state_bytes(self.node.replica.lock().state_bytes());
     }
 }
 
