@@ -9,6 +9,7 @@
 //! - [`healer`] runs the MAPE-K self-healing loop over all of the above.
 //! - [`store`] keeps what must survive a restart (identity key, peer book) in sled.
 //! - [`supervision`] counts restarts of supervised actors.
+//! - [`payments`] sells downloads for USDT (TRC-20) or TON through a Telegram bot.
 //! - [`sync`] replicates shared state (quarantine list, revocations, flags) as
 //!   CRDTs over gossipsub with anti-entropy.
 //! - [`telemetry`] reads the XDP program's counters (or interface statistics),
@@ -25,6 +26,7 @@ pub mod buckets;
 pub mod errors;
 pub mod healer;
 pub mod mesh;
+pub mod payments;
 pub mod policy;
 pub mod router;
 pub mod secure;

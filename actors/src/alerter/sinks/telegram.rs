@@ -57,7 +57,7 @@ impl Telegram {
 
 /// Telegram said `"ok": true` but the message it returned did not decode:
 /// the message was sent, and sending it again would duplicate it.
-fn accepted_anyway(error: &frankenstein::Error) -> bool {
+pub(crate) fn accepted_anyway(error: &frankenstein::Error) -> bool {
     match error {
         frankenstein::Error::JsonDecode { input, .. } => serde_json::from_str::<serde_json::Value>(input)
             .is_ok_and(|answer| answer["ok"] == serde_json::Value::Bool(true)),
@@ -66,7 +66,7 @@ fn accepted_anyway(error: &frankenstein::Error) -> bool {
 }
 
 /// Sorts a Bot API failure.
-fn sort(error: frankenstein::Error) -> DeliveryError {
+pub(crate) fn sort(error: frankenstein::Error) -> DeliveryError {
     match error {
         frankenstein::Error::Api(answer) => {
             let detail = format!("Telegram {}: {}", answer.error_code, answer.description);
