@@ -1,7 +1,8 @@
 //! A scripted HTTP/1.1 server on loopback that stands in for Telegram and
 //! PagerDuty (and receives Alertmanager's webhooks): it answers each request
-//! with the next scripted reply (or the default one), after an optional
-//! delay, and records what it was sent.
+//! with the next scripted reply (or the default one, or what a stateful
+//! handler makes of the request), after an optional delay, and records what
+//! it was sent.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -66,15 +67,66 @@ impl Reply {
 pub struct Received {
     /// When it arrived.
     pub at: Instant,
-    /// Request path.
+    /// Request method.
+    pub method: String,
+    /// Request target: path and query.
     pub path: String,
+    /// Headers, names lowercase.
+    pub headers: Vec<(String, String)>,
     /// Body parsed as JSON (`Null` when it is not JSON).
     pub body: Value,
 }
 
+impl Received {
+    /// The path without the query.
+    pub fn route(&self) -> &str {
+        self.path.split('?').next().unwrap_or("")
+    }
+
+    /// The value of query parameter `name`, decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let query = self.path.split_once('?')?.1;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then(|| percent_decode(value))
+        })
+    }
+
+    /// The value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => match text.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What answers a request nothing was scripted for.
+pub type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
-    default: Reply,
+    respond: Handler,
     received: Mutex<Vec<Received>>,
     stop: AtomicBool,
 }
@@ -89,11 +141,17 @@ pub struct Fixture {
 impl Fixture {
     /// Starts on a free loopback port; unscripted requests get `default`.
     pub fn start(default: Reply) -> Self {
+        Self::serve(Arc::new(move |_| default.clone()))
+    }
+
+    /// Starts on a free loopback port; unscripted requests get what
+    /// `respond` makes of them.
+    pub fn serve(respond: Handler) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("fixture binds loopback");
         let addr = listener.local_addr().expect("fixture address");
         let shared = Arc::new(Shared {
             script: Mutex::new(VecDeque::new()),
-            default,
+            respond,
             received: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
@@ -152,34 +210,38 @@ fn serve(stream: TcpStream, shared: &Shared) {
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return;
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("").to_string();
+    let path = words.next().unwrap_or("").to_string();
     let mut length = 0usize;
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
         if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_string());
+            if name == "content-length" {
+                length = value.parse().unwrap_or(0);
             }
+            headers.push((name, value));
         }
     }
     let mut body = vec![0u8; length];
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    shared.received.lock().expect("received").push(Received {
+    let received = Received {
         at: Instant::now(),
+        method,
         path,
+        headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    let reply = shared
-        .script
-        .lock()
-        .expect("script")
-        .pop_front()
-        .unwrap_or_else(|| shared.default.clone());
+    };
+    shared.received.lock().expect("received").push(received.clone());
+    let scripted = shared.script.lock().expect("script").pop_front();
+    let reply = scripted.unwrap_or_else(|| (shared.respond)(&received));
     std::thread::sleep(reply.delay);
     let mut head = format!(
         "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",

@@ -10,6 +10,8 @@ pub use x0tta6bl4::launcher::{NodeProcess, NodeSpec};
 pub mod alertmanager;
 pub mod crash;
 pub mod detour;
+pub mod fake_chain;
+pub mod fake_telegram;
 pub mod fixture;
 pub mod netns;
 pub mod operator_ca;

@@ -1,4 +1,4 @@
-//! The CLI over a node's HTTP API: `status`, `peers`, `routes`, `send`, `ping`.
+//! The CLI over a node's HTTP API: `status`, `peers`, `routes`, `send`, `ping`, `orders`.
 
 use std::time::Duration;
 
@@ -142,5 +142,61 @@ pub fn rotate_keys(target: &Target) -> anyhow::Result<()> {
         text(&reply["from"]),
         text(&reply["to"])
     );
+    Ok(())
+}
+
+/// Prints the shop's orders as a table, with counts per status.
+pub fn orders(target: &Target) -> anyhow::Result<()> {
+    let view = get(target, "/api/v1/orders")?;
+    println!(
+        "{:<9} {:<10} {:<10} {:>16} {:<13} {:<25} TX",
+        "ORDER", "PRODUCT", "CURRENCY", "AMOUNT", "STATUS", "EXPIRES"
+    );
+    for order in view["orders"].as_array().into_iter().flatten() {
+        let decimals = if order["currency"] == "ton" { 9 } else { 6 };
+        let amount = order["amount"].as_u64().map_or("-".into(), |a| {
+            x0tta6bl4_actors::payments::money::format_amount(a, decimals)
+        });
+        let expires = order["expires_ms"]
+            .as_u64()
+            .map_or("-".into(), x0tta6bl4_actors::alerter::sinks::rfc3339);
+        println!(
+            "{:<9} {:<10} {:<10} {:>16} {:<13} {:<25} {}",
+            text(&order["id"]),
+            text(&order["product"]),
+            text(&order["currency"]),
+            amount,
+            text(&order["status"]),
+            expires,
+            text(&order["tx_id"])
+        );
+    }
+    let counts = view["counts"].as_object().into_iter().flatten();
+    let counts: Vec<String> = counts.map(|(status, n)| format!("{status} {n}")).collect();
+    println!(
+        "{}; messages waiting for Telegram: {}",
+        counts.join(", "),
+        text(&view["outbox"])
+    );
+    Ok(())
+}
+
+/// Prints one order.
+pub fn order(target: &Target, id: &str) -> anyhow::Result<()> {
+    let order = get(target, &format!("/api/v1/orders/{id}"))?;
+    println!("{}", serde_json::to_string_pretty(&order)?);
+    Ok(())
+}
+
+/// Makes an order and prints how to pay it.
+pub fn create_order(
+    target: &Target,
+    product: &str,
+    currency: Option<&str>,
+    chat_id: Option<i64>,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "product": product, "currency": currency, "chat_id": chat_id });
+    let reply = post(target, "/api/v1/orders", body)?;
+    println!("{}", text(&reply["instructions"]));
     Ok(())
 }

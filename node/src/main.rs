@@ -1,5 +1,5 @@
 //! `x0tta6bl4`: one self-healing mesh node, plus a local demo mesh and a small CLI
-//! over the node's HTTP API.
+//! over the node's HTTP API (status, peers, routes, messages, orders).
 
 use std::path::PathBuf;
 
@@ -88,6 +88,13 @@ enum Command {
         /// Message text.
         text: String,
     },
+    /// The shop's orders: list them, show one, or make one.
+    Orders {
+        #[command(flatten)]
+        target: client::Target,
+        #[command(subcommand)]
+        action: OrdersCommand,
+    },
     /// Routed echo to a peer: round-trip time and hops.
     Ping {
         #[command(flatten)]
@@ -111,6 +118,29 @@ enum KeysCommand {
         /// The running node's API token.
         #[arg(long, env = "X0TTA6BL4_TOKEN", hide_env_values = true)]
         token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrdersCommand {
+    /// Every order, newest first, with counts per status.
+    List,
+    /// One order in full.
+    Show {
+        /// The order id.
+        id: String,
+    },
+    /// Make an order (as the sales bot's `/buy` does) and print how to pay it.
+    Create {
+        /// Product id.
+        #[arg(long)]
+        product: String,
+        /// `usdt-trc20` or `ton` (default: the first the product is sold for).
+        #[arg(long)]
+        currency: Option<String>,
+        /// The buyer's Telegram chat, told when it is paid.
+        #[arg(long)]
+        chat_id: Option<i64>,
     },
 }
 
@@ -263,5 +293,14 @@ fn main() -> anyhow::Result<()> {
         Command::Routes(target) => client::routes(&target),
         Command::Send { target, to, text } => client::send(&target, &to, &text),
         Command::Ping { target, peer } => client::ping(&target, &peer),
+        Command::Orders { target, action } => match action {
+            OrdersCommand::List => client::orders(&target),
+            OrdersCommand::Show { id } => client::order(&target, &id),
+            OrdersCommand::Create {
+                product,
+                currency,
+                chat_id,
+            } => client::create_order(&target, &product, currency.as_deref(), chat_id),
+        },
     }
 }

@@ -16,6 +16,7 @@ use x0tta6bl4_actors::healer::knowledge::Knowledge;
 use x0tta6bl4_actors::healer::observe::Sources;
 use x0tta6bl4_actors::healer::HealerActor;
 use x0tta6bl4_actors::mesh::{self, MeshActor, MeshParts, MeshSvid, Neighbours};
+use x0tta6bl4_actors::payments::{PaymentActor, Payments};
 use x0tta6bl4_actors::policy::Policy;
 use x0tta6bl4_actors::router::{Forwarder, RouterActor, RouterConfig};
 use x0tta6bl4_actors::secure::Sessions;
@@ -229,6 +230,17 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             })
         });
         telemetry.do_send(Subscribe(healer.clone().recipient()));
+        let (payments, payments_actor) = match config.payments.enabled {
+            true => {
+                let payments = Payments::open(&store, config.payments.clone(), &format!("http://{bound}"))
+                    .context("cannot open the order book")?;
+                let actor = PaymentActor::new(payments.clone(), alerts.clone())
+                    .map_err(anyhow::Error::msg)
+                    .context("cannot start the payment checker")?;
+                (Some(payments), Some(supervision.start("payments", move |_| actor)))
+            }
+            false => (None, None),
+        };
 
         let faults = Arc::new(
             [
@@ -242,6 +254,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             .into_iter()
             .chain(identity.as_ref().map(|i| ("svid", i.actor.clone().recipient())))
             .chain(sync_actor.map(|a| ("sync", a.recipient())))
+            .chain(payments_actor.map(|a| ("payments", a.recipient())))
             .collect(),
         );
         let state = AppState {
@@ -266,6 +279,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             started: Instant::now(),
             svid: identity.as_ref().map(|i| i.handle.clone()),
             sync,
+            payments,
         };
         let mut access = api::auth::Access::new(bound, config.http.api_token()?, config.http.protect_reads);
         let tls = match (tls_listener, tls_bound, &identity) {

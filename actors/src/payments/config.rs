@@ -269,34 +269,40 @@ impl PaymentsConfig {
     }
 
     /// Checks what serde cannot: names the first bad key and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |key: &str, why: String| Err((format!("payments.{key}"), why));
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let bad = |key: &'static str, why: String| Err((key, why));
         if !self.enabled {
             return Ok(());
         }
         if self.poll_secs == 0 || self.order_ttl_secs == 0 || self.link_ttl_secs == 0 {
             return bad(
-                "poll_secs",
+                "payments.poll_secs",
                 "poll_secs, order_ttl_secs and link_ttl_secs must be at least 1".into(),
             );
         }
         if self.trc20.is_none() && self.ton.is_none() {
-            return bad("trc20", "set a wallet: [payments.trc20] or [payments.ton]".into());
+            return bad(
+                "payments.trc20",
+                "set a wallet: [payments.trc20] or [payments.ton]".into(),
+            );
         }
         if self.products.is_empty() {
-            return bad("products", "nothing is on sale: add a [[payments.products]]".into());
+            return bad(
+                "payments.products",
+                "nothing is on sale: add a [[payments.products]]".into(),
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for product in &self.products {
             let id = product.id.to_ascii_lowercase();
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return bad(
-                    "products.id",
+                    "payments.products.id",
                     format!("{:?} must be letters, digits, - or _", product.id),
                 );
             }
             if !seen.insert(id) {
-                return bad("products.id", format!("{:?} is listed twice", product.id));
+                return bad("payments.products.id", format!("{:?} is listed twice", product.id));
             }
             for (currency, text) in [
                 (Currency::UsdtTrc20, &product.price_usdt),
@@ -306,16 +312,16 @@ impl PaymentsConfig {
                 match parse_amount(text, currency.decimals()) {
                     Ok(0) => {
                         return bad(
-                            "products.price",
+                            "payments.products.price",
                             format!("{} is free in {}", product.id, currency.symbol()),
                         )
                     }
                     Ok(_) => {}
-                    Err(e) => return bad("products.price", format!("{}: {e}", product.id)),
+                    Err(e) => return bad("payments.products.price", format!("{}: {e}", product.id)),
                 }
                 if !self.accepts(currency) {
                     return bad(
-                        "products.price",
+                        "payments.products.price",
                         format!(
                             "{} has a {} price but no such wallet is set",
                             product.id,
@@ -325,37 +331,37 @@ impl PaymentsConfig {
                 }
             }
             if product.price_usdt.is_none() && product.price_ton.is_none() {
-                return bad("products.price_usdt", format!("{} has no price", product.id));
+                return bad("payments.products.price_usdt", format!("{} has no price", product.id));
             }
         }
         if let Some(trc20) = &self.trc20 {
             if !trc20.address.starts_with('T') || trc20.address.len() != 34 {
                 return bad(
-                    "trc20.address",
+                    "payments.trc20.address",
                     format!("{:?} is not a TRON address (T…, 34 chars)", trc20.address),
                 );
             }
             if trc20.amount_step == 0 || trc20.max_open_per_price == 0 || !(1..=200).contains(&trc20.page_limit) {
                 return bad(
-                    "trc20.amount_step",
+                    "payments.trc20.amount_step",
                     "amount_step and max_open_per_price must be at least 1, page_limit 1 to 200".into(),
                 );
             }
         }
         if let Some(ton) = &self.ton {
             if let Err(e) = super::matching::ton_raw_address(&ton.address) {
-                return bad("ton.address", e);
+                return bad("payments.ton.address", e);
             }
             if !(1..=1000).contains(&ton.page_limit) {
-                return bad("ton.page_limit", "must be 1 to 1000".into());
+                return bad("payments.ton.page_limit", "must be 1 to 1000".into());
             }
         }
         if let Some(bot) = &self.bot {
             if !bot.token.contains(':') {
-                return bad("bot.token", "is not a bot token (<id>:<secret>)".into());
+                return bad("payments.bot.token", "is not a bot token (<id>:<secret>)".into());
             }
             if bot.messages_per_sec == 0 {
-                return bad("bot.messages_per_sec", "must be at least 1".into());
+                return bad("payments.bot.messages_per_sec", "must be at least 1".into());
             }
         }
         Ok(())

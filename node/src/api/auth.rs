@@ -4,7 +4,9 @@
 //! refused outright when none is and the server listens beyond loopback.
 //! Reads (GET views, `/metrics`, the dashboard) stay open unless
 //! `http.protect_reads` is on; `/health` and `/ready` are always open, for
-//! probes. Tokens are compared in constant time.
+//! probes, and so is `/download/<token>` (the signed link is the
+//! credential); the shop's orders name buyers and need credentials even to
+//! read. Tokens are compared in constant time.
 //!
 //! With the mTLS listener (`http.tls.listen`) changes are taken there only,
 //! from clients presenting an SVID of the trust domain that validates at the
@@ -140,6 +142,10 @@ impl Access {
     fn guards(&self, method: &Method, path: &str) -> bool {
         match (method, path) {
             (_, "/health" | "/ready") => false,
+            // A download link is its own credential.
+            (_, path) if path.starts_with("/download/") => false,
+            // Orders name buyers: never open, whatever `protect_reads` says.
+            (_, path) if path.starts_with("/api/v1/orders") => true,
             (method, _) if is_read(method) => self.protect_reads,
             _ => true,
         }

@@ -5,6 +5,7 @@ use super::alerts::AlertRequest;
 use super::debug::{BlackholeRequest, FaultRequest, HandshakeFloodRequest, ProbeRequest, RawFrameRequest};
 use super::error::ApiError;
 use super::messages::{PingRequest, SendRequest};
+use super::orders::OrderRequest;
 use super::state::StateWrite;
 use super::telemetry::{QuarantineRequest, ReleaseRequest};
 
@@ -33,11 +34,13 @@ pub enum Body {
     Probes,
     /// `PUT /api/v1/state/{key}`.
     State,
+    /// `POST /api/v1/orders`.
+    Order,
 }
 
 impl Body {
     /// Every endpoint with a JSON body.
-    pub const ALL: [Body; 11] = [
+    pub const ALL: [Body; 12] = [
         Body::Message,
         Body::Ping,
         Body::Alert,
@@ -49,6 +52,7 @@ impl Body {
         Body::Handshakes,
         Body::Probes,
         Body::State,
+        Body::Order,
     ];
 
     /// Parses and checks `bytes` as this endpoint does before acting on it;
@@ -66,6 +70,7 @@ impl Body {
             Body::Handshakes => HandshakeFloodRequest::checked(bytes).map(drop),
             Body::Probes => ProbeRequest::checked(bytes).map(drop),
             Body::State => StateWrite::checked(bytes).map(drop),
+            Body::Order => OrderRequest::checked(bytes).map(drop),
         }
     }
 }
@@ -92,13 +97,14 @@ mod tests {
             (Body::Handshakes, format!(r#"{{"peer":"{peer}","count":3}}"#)),
             (Body::Probes, format!(r#"{{"to":"{peer}","count":3}}"#)),
             (Body::State, r#"{"value":{"on":true}}"#.to_string()),
+            (Body::Order, r#"{"product":"node","currency":"ton"}"#.to_string()),
         ];
         for (body, json) in valid {
             assert!(body.check(json.as_bytes()).is_ok(), "{body:?}: {json}");
             assert!(body.check(b"{\"to\":").is_err(), "{body:?}");
             assert!(body.check(&[0xff, 0xfe]).is_err(), "{body:?}");
         }
-        assert_eq!(Body::ALL.len(), 11);
+        assert_eq!(Body::ALL.len(), 12);
     }
 
     #[test]
@@ -113,6 +119,8 @@ mod tests {
             (Body::Fault, r#"{"actor":"router","kind":"explode"}"#),
             (Body::State, r#"{"value":1,"add":"x"}"#),
             (Body::State, r#"{}"#),
+            (Body::Order, r#"{"product":"node","currency":"btc"}"#),
+            (Body::Order, r#"{"product":""}"#),
         ];
         for (body, json) in refused {
             assert!(body.check(json.as_bytes()).is_err(), "{body:?}: {json}");

@@ -7,6 +7,7 @@ mod debug;
 pub mod error;
 mod messages;
 pub mod mtls;
+mod orders;
 mod state;
 mod telemetry;
 mod views;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub svid: Option<Arc<x0tta6bl4_actors::svid::SvidHandle>>,
     /// The replicated state, when `sync.enabled`.
     pub sync: Option<Arc<x0tta6bl4_actors::sync::SyncNode>>,
+    /// The shop, when `payments.enabled`.
+    pub payments: Option<x0tta6bl4_actors::payments::Payments>,
 }
 
 /// Requests that change the node's state (everything but reads and the
@@ -107,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health", web::get().to(health))
         .route("/ready", web::get().to(ready))
         .route("/metrics", web::get().to(prometheus))
+        .route("/download/{token}", web::get().to(orders::download))
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(admin_policy))
@@ -130,6 +134,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/quarantine", web::get().to(telemetry::list_quarantine))
                 .route("/quarantine", web::post().to(telemetry::quarantine))
                 .route("/quarantine", web::delete().to(telemetry::release))
+                .route("/orders", web::get().to(orders::list))
+                .route("/orders", web::post().to(orders::create))
+                .route("/orders/{id}", web::get().to(orders::show))
                 .route("/state", web::get().to(state::list))
                 .route("/state/{key}", web::get().to(state::get))
                 .route("/state/{key}", web::put().to(state::put))

@@ -153,6 +153,8 @@ pub struct NodeConfig {
     /// Replicated state (CRDTs over gossipsub): quarantine list, revocations,
     /// denied peers, live flags.
     pub sync: x0tta6bl4_actors::sync::SyncConfig,
+    /// The payment checker and the Telegram sales bot (off by default).
+    pub payments: x0tta6bl4_actors::payments::PaymentsConfig,
     /// Byzantine checks on beacons (`X0TTA6BL4_BYZANTINE=true`): clock and
     /// sequence sanity, links their other end denies; liars go to the healer.
     pub byzantine: bool,
@@ -191,6 +193,7 @@ impl Default for NodeConfig {
             supervision: SupervisionConfig::default(),
             svid: x0tta6bl4_actors::svid::SvidConfig::default(),
             sync: x0tta6bl4_actors::sync::SyncConfig::default(),
+            payments: x0tta6bl4_actors::payments::PaymentsConfig::default(),
             byzantine: false,
             pqc_beacons: false,
             failover: false,
@@ -444,6 +447,9 @@ impl NodeConfig {
         self.validate_limits()?;
         if let Err(problem) = self.sync.validate() {
             return invalid("sync", &problem);
+        }
+        if let Err((key, problem)) = self.payments.validate() {
+            return invalid(key, &problem);
         }
         if self.pqc.queue_per_peer == 0 || self.pqc.max_sessions == 0 || self.pqc.max_pending == 0 {
             return invalid(
