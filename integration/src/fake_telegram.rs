@@ -2,7 +2,9 @@
 //! with Telegram's offset rule (an update stays until a later offset
 //! confirms it), and `sendMessage`, which records every message it accepted.
 //! `hold_sends` makes `sendMessage` hang unanswered, to kill a node while it
-//! waits; scripted replies (429 with `retry_after`, 5xx) go first.
+//! waits: a held message never reaches the chat (when released it is
+//! answered 502 and not recorded). Scripted replies (429 with
+//! `retry_after`, 5xx) go first.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,8 @@ struct State {
     /// Update ids handed out in a `getUpdates` answer.
     served: Mutex<Vec<i64>>,
     hold_sends: AtomicBool,
+    /// How long an answer carrying updates is held back before it is sent.
+    updates_delay: Mutex<Duration>,
 }
 
 /// The fake Bot API.
@@ -90,7 +94,25 @@ impl FakeTelegram {
         self.state.served.lock().expect("served").contains(&id)
     }
 
-    /// While on, `sendMessage` is never answered (and records nothing).
+    /// How many `getUpdates` answers carried update `id`.
+    pub fn served_times(&self, id: i64) -> usize {
+        self.state
+            .served
+            .lock()
+            .expect("served")
+            .iter()
+            .filter(|s| **s == id)
+            .count()
+    }
+
+    /// Holds every answer that carries updates for `delay` after the
+    /// updates count as handed out: a node killed meanwhile fetched them
+    /// but never handled them.
+    pub fn delay_updates(&self, delay: Duration) {
+        *self.state.updates_delay.lock().expect("delay") = delay;
+    }
+
+    /// While on, `sendMessage` is not answered, and the message is lost.
     pub fn hold_sends(&self, on: bool) {
         self.state.hold_sends.store(on, Ordering::SeqCst);
     }
@@ -125,14 +147,23 @@ fn answer(request: &Received, state: &State) -> Reply {
                 if !updates.is_empty() || Instant::now() >= deadline {
                     let ids = updates.iter().filter_map(|u| u["update_id"].as_i64());
                     state.served.lock().expect("served").extend(ids);
+                    if !updates.is_empty() {
+                        std::thread::sleep(*state.updates_delay.lock().expect("delay"));
+                    }
                     return ok(Value::Array(updates));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         "sendMessage" => {
-            while state.hold_sends.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(20));
+            if state.hold_sends.load(Ordering::SeqCst) {
+                while state.hold_sends.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                return Reply::json(
+                    502,
+                    json!({"ok": false, "error_code": 502, "description": "Bad Gateway"}),
+                );
             }
             let chat_id = request.body["chat_id"].as_i64().unwrap_or(0);
             let text = request.body["text"].as_str().unwrap_or("").to_string();
