@@ -4,7 +4,6 @@
 //! what was not paid in time, delivers the outbox to buyers, and long-polls
 //! Telegram for the sales bot.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,13 +13,13 @@ use frankenstein::methods::{GetUpdatesParams, SendMessageParams};
 use frankenstein::types::{AllowedUpdate, ChatId};
 use frankenstein::updates::{Update, UpdateContent};
 use frankenstein::AsyncTelegramApi;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 
 use super::book::Outgoing;
 use super::config::{BotConfig, PaymentsConfig};
 use super::matching::{Rejection, Verdict};
 use super::metrics;
-use super::poll::{ChainApi, PollError, PollReport};
+use super::poll::{limiter, ChainApi, PollError, PollReport};
 use super::ton::Ton;
 use super::trongrid::TronGrid;
 use super::Payments;
@@ -85,10 +84,6 @@ pub struct PaymentActor {
     last_gauges: Option<Instant>,
 }
 
-fn per_second(n: u32) -> Quota {
-    Quota::per_second(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
-}
-
 impl PaymentActor {
     /// The actor over `payments`, raising alerts through `alerts`.
     pub fn new(payments: Payments, alerts: SharedAlertSink) -> Result<Self, String> {
@@ -108,7 +103,7 @@ impl PaymentActor {
             .map(|(api, rate)| ChainLane {
                 api,
                 breaker: CircuitBreaker::new(config.circuit()),
-                limiter: Arc::new(RateLimiter::direct(per_second(rate))),
+                limiter: Arc::new(limiter(rate)),
                 busy: false,
                 next_poll: Instant::now(),
                 paused_until: None,
@@ -404,7 +399,7 @@ fn bot_lane(bot: &BotConfig, config: &PaymentsConfig) -> Result<BotLane, String>
         .build();
     Ok(BotLane {
         bot: telegram,
-        limiter: RateLimiter::direct(per_second(bot.messages_per_sec)),
+        limiter: limiter(bot.messages_per_sec),
         long_poll_secs: bot.long_poll_secs,
         sending: false,
         polling: false,

@@ -3,7 +3,9 @@
 //! orders, and move the cursor after each page — so a poll cut short by an
 //! error goes on from the last page read, never from the start.
 
-use governor::DefaultDirectRateLimiter;
+use std::num::NonZeroU32;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::book::{BookError, Cursor, OrderBook, Settlement};
 use super::http::{ApiError, Next, Page};
@@ -17,6 +19,11 @@ use crate::mesh::unix_ms;
 
 /// Most pages one poll reads; the rest waits for the next poll.
 pub const MAX_PAGES: u32 = 50;
+
+/// A limiter of `per_sec` requests per second (at least 1).
+pub fn limiter(per_sec: u32) -> DefaultDirectRateLimiter {
+    RateLimiter::direct(Quota::per_second(NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN)))
+}
 
 /// A chain API.
 #[derive(Clone)]

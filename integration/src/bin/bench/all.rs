@@ -16,13 +16,14 @@ pub const BEGIN: &str = "<!-- bench all: generated tables begin -->";
 pub const END: &str = "<!-- bench all: generated tables end -->";
 
 /// The scenarios, in the order they run (the namespace-heavy ones last).
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "mesh",
     "instructions",
     "pqc",
     "api",
     "conns",
     "sync",
+    "payments",
     "memory",
     "xdp",
     "heal",

@@ -17,6 +17,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- conns [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- sync [--quick]
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- payments [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- all [--quick] [--write docs/BENCHMARKS.md]
 //! ```
 
@@ -27,6 +28,7 @@ mod heal;
 mod instructions;
 mod memory;
 mod mesh;
+mod payments;
 mod peers;
 mod pqc;
 mod reroute;
@@ -56,13 +58,14 @@ fn main() {
         Some("conns") => conns::run(quick),
         Some("instructions") => instructions::run(quick),
         Some("sync") => sync::run(quick),
+        Some("payments") => payments::run(quick),
         Some("all") => {
             let write = args.iter().skip_while(|a| *a != "--write").nth(1);
             all::run(quick, write.map(String::as_str));
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, sync, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, sync, payments, all"
             );
             std::process::exit(2);
         }
