@@ -137,7 +137,11 @@ fn run(test: impl std::future::Future<Output = ()>) {
 fn an_exact_trc20_payment_pays_with_the_right_query() {
     run(async {
         let (tron, ton) = (FakeTronGrid::start(50), FakeTon::start(50));
-        let shop = open_shop(config(&tron, &ton, TonIndexer::Toncenter));
+        let mut config = config(&tron, &ton, TonIndexer::Toncenter);
+        if let Some(trc20) = &mut config.trc20 {
+            trc20.api_key = Some("k-123".into());
+        }
+        let shop = open_shop(config);
         let order = shop.order(Currency::UsdtTrc20);
         assert_eq!(order.amount, 10_000_000);
         tron.add(Trc20Transfer::usdt("a1", WALLET, order.amount, unix_ms()));
@@ -156,6 +160,7 @@ fn an_exact_trc20_payment_pays_with_the_right_query() {
             assert_eq!(poll.query(key).as_deref(), Some(value), "{key} in {}", poll.path);
         }
         assert_eq!(poll.query("min_timestamp"), Some(order.created_ms.to_string()));
+        assert_eq!(poll.header("TRON-PRO-API-KEY"), Some("k-123"));
         // Nothing pending: no more polls.
         let before = tron.polls().len();
         tokio::time::sleep(Duration::from_millis(2_500)).await;
@@ -354,7 +359,11 @@ fn ton_on_tonapi_settles_by_comment_value_and_flags() {
 fn two_pages_of_history_are_read_once_each() {
     run(async {
         let (tron, ton) = (FakeTronGrid::start(2), FakeTon::start(50));
-        let shop = open_shop(config(&tron, &ton, TonIndexer::Toncenter));
+        let mut config = config(&tron, &ton, TonIndexer::Toncenter);
+        if let Some(trc20) = &mut config.trc20 {
+            trc20.requests_per_sec = 2;
+        }
+        let shop = open_shop(config);
         let orders: Vec<Order> = (0..4).map(|_| shop.order(Currency::UsdtTrc20)).collect();
         let now = unix_ms();
         for (i, order) in orders.iter().enumerate() {
