@@ -151,6 +151,10 @@ fn a_buyer_buys_pays_and_downloads_the_exact_file_with_usdt_and_with_ton() {
         let units = parse_amount(amount, 6).expect("amount");
         fakes.tron.add(Trc20Transfer::usdt("aa11", WALLET, units, unix_ms()));
     });
+    // A panic in the payment actor between the two sales: it is restarted
+    // and the second sale goes through it.
+    node.post("/api/v1/debug/fault", &json!({"actor": "payments", "kind": "panic"}))
+        .expect("fault injected");
     sale(&fakes, 12, "ton", &bytes, |order, amount| {
         let units = parse_amount(amount, 9).expect("amount");
         let now = unix_ms() / 1000 + 1;
@@ -169,6 +173,7 @@ fn a_buyer_buys_pays_and_downloads_the_exact_file_with_usdt_and_with_ton() {
         "x0tta_payments_downloads_total{result=\"ok\"} 2",
         "x0tta_payments_downloads_total{result=\"expired\"} 3",
         "x0tta_payments_downloads_total{result=\"forged\"} 2",
+        "x0tta_actor_restarts_total{actor=\"payments\",reason=\"panic\"} 1",
     ];
     // The order gauges are refreshed every few seconds.
     wait_for(WAIT, "the payment metrics", || {
