@@ -168,6 +168,7 @@ fn a_buyer_buys_pays_and_downloads_the_exact_file_with_usdt_and_with_ton() {
     assert_eq!(orders["counts"]["paid"], 2, "{orders}");
     let lines = [
         "x0tta_payments_orders{status=\"paid\"} 2",
+        "x0tta_payments_orders{status=\"pending\"} 1",
         "x0tta_payments_checks_total{chain=\"trc20\",result=\"paid\"} 1",
         "x0tta_payments_checks_total{chain=\"ton\",result=\"paid\"} 1",
         "x0tta_payments_downloads_total{result=\"ok\"} 2",
@@ -175,6 +176,38 @@ fn a_buyer_buys_pays_and_downloads_the_exact_file_with_usdt_and_with_ton() {
         "x0tta_payments_downloads_total{result=\"forged\"} 2",
         "x0tta_actor_restarts_total{actor=\"payments\",reason=\"panic\"} 1",
     ];
+    // The operator's view from the command line.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(x0tta6bl4_integration::node_binary())
+            .args(args)
+            .args(["--api", &node.client().api])
+            .output()
+            .expect("x0tta6bl4 orders");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = cli(&["orders", "list"]);
+    let paid_rows = listed
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some("paid"))
+        .count();
+    assert!(listed.contains("paid 2") && paid_rows == 2, "{listed}");
+    let made = cli(&["orders", "create", "--product", "node", "--currency", "ton"]);
+    assert!(
+        made.starts_with("Order ") && made.contains("Send exactly 2 TON"),
+        "{made}"
+    );
+    let id = made
+        .trim_start_matches("Order ")
+        .split(':')
+        .next()
+        .expect("id")
+        .to_string();
+    assert!(cli(&["orders", "show", &id]).contains("\"status\": \"pending\""));
     // The order gauges are refreshed every few seconds.
     wait_for(WAIT, "the payment metrics", || {
         let metrics = String::from_utf8_lossy(&fetch(&format!("{}/metrics", node.client().api)).1).into_owned();

@@ -90,8 +90,6 @@ enum Command {
     },
     /// The shop's orders: list them, show one, or make one.
     Orders {
-        #[command(flatten)]
-        target: client::Target,
         #[command(subcommand)]
         action: OrdersCommand,
     },
@@ -124,14 +122,18 @@ enum KeysCommand {
 #[derive(Subcommand)]
 enum OrdersCommand {
     /// Every order, newest first, with counts per status.
-    List,
+    List(client::Target),
     /// One order in full.
     Show {
+        #[command(flatten)]
+        target: client::Target,
         /// The order id.
         id: String,
     },
     /// Make an order (as the sales bot's `/buy` does) and print how to pay it.
     Create {
+        #[command(flatten)]
+        target: client::Target,
         /// Product id.
         #[arg(long)]
         product: String,
@@ -293,10 +295,11 @@ fn main() -> anyhow::Result<()> {
         Command::Routes(target) => client::routes(&target),
         Command::Send { target, to, text } => client::send(&target, &to, &text),
         Command::Ping { target, peer } => client::ping(&target, &peer),
-        Command::Orders { target, action } => match action {
-            OrdersCommand::List => client::orders(&target),
-            OrdersCommand::Show { id } => client::order(&target, &id),
+        Command::Orders { action } => match action {
+            OrdersCommand::List(target) => client::orders(&target),
+            OrdersCommand::Show { target, id } => client::order(&target, &id),
             OrdersCommand::Create {
+                target,
                 product,
                 currency,
                 chat_id,

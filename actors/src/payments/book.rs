@@ -337,8 +337,10 @@ impl OrderBook {
 
     /// Judges `transfer` and applies the verdict: a transfer that settles
     /// its order marks it, remembers its transaction id and queues what
-    /// `notice` says to the buyer, all in one transaction. A transaction id
-    /// judged before does nothing, whatever order it names now.
+    /// `notice` says to the buyer, all in one transaction, flushed before
+    /// this returns (the outbox may send the message at once, so it must
+    /// not be undone by a crash). A transaction id judged before does
+    /// nothing, whatever order it names now.
     pub fn settle(
         &self,
         transfer: &Transfer,
@@ -347,7 +349,7 @@ impl OrderBook {
         notice: &dyn Fn(&Order) -> Option<Outgoing>,
     ) -> Result<Settlement, BookError> {
         let seen = seen_key(transfer.currency, &transfer.tx_id);
-        self.transact(|tx| {
+        let settlement = self.transact(|tx| {
             if tx.tree.get(&seen)?.is_some() {
                 return Ok(Settlement::Seen);
             }
@@ -386,7 +388,11 @@ impl OrderBook {
                 (_, named) => named,
             };
             Ok(Settlement::Judged(verdict, order))
-        })
+        })?;
+        if matches!(settlement, Settlement::Judged(verdict, _) if verdict.settles().is_some()) {
+            self.flush()?;
+        }
+        Ok(settlement)
     }
 
     /// Marks expired the pending orders of `currency` whose time and grace

@@ -109,6 +109,9 @@ impl Payments {
     /// (`payments.public_url` when set).
     pub fn open(store: &Store, config: PaymentsConfig, public_url: &str) -> Result<Self, BookError> {
         metrics::describe();
+        for product in config.products.iter().filter(|p| !p.file.is_file()) {
+            tracing::warn!(product = %product.id, file = %product.file.display(), "a product's file is missing: paid buyers of it get 404 until it is there");
+        }
         let book = OrderBook::open(store)?;
         let links = Links::new(book.link_key()?);
         let base = config.public_url.clone().unwrap_or_else(|| public_url.to_string());

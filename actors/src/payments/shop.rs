@@ -149,8 +149,10 @@ impl Shop {
         )
     }
 
-    /// What the buyer is told when `order` is settled or expires.
+    /// What the buyer is told when `order` is settled or expires (nothing
+    /// without a bot to tell them, or a chat to tell).
     pub fn notice(&self, order: &Order) -> Option<Outgoing> {
+        self.config.bot.as_ref()?;
         let chat = order.chat_id?;
         let received = order
             .received
