@@ -3,7 +3,7 @@
 //! loopback: one poll with nothing paid (what an idle shop costs every
 //! `poll_secs`), then one poll after a matching transfer for every order.
 //! Prints API calls per poll, orders covered per call and transfers judged
-//! per second, then a JSON line.
+//! per second (each settled one flushed to disk), then a JSON line.
 
 use std::time::Instant;
 
