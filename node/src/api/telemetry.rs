@@ -144,8 +144,15 @@ pub async fn release(state: web::Data<AppState>, body: web::Bytes) -> Result<Htt
                 .map(|v| v.addr),
         );
     }
+    // Here first, then the mesh: the replicated remove makes this node's
+    // sync effects release the sources too, and that release must not win
+    // the race and leave this answer saying nothing was quarantined.
+    let released = state
+        .telemetry
+        .send(Release(addrs.clone()))
+        .await
+        .map_err(|_| restarting())?;
     replicate_release(&state, &addrs);
-    let released = state.telemetry.send(Release(addrs)).await.map_err(|_| restarting())?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "released": released })))
 }
 
