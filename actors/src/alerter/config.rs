@@ -103,11 +103,7 @@ impl AlerterConfig {
 
     /// Thresholds of each sink's breaker.
     pub fn circuit(&self) -> CircuitConfig {
-        CircuitConfig {
-            failures_to_open: self.failures_to_open.max(1),
-            successes_to_close: 1,
-            open_for: Duration::from_secs(self.open_secs),
-        }
+        CircuitConfig::consecutive(self.failures_to_open, self.open_secs)
     }
 
     /// Base and cap of retry delays.

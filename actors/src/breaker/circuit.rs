@@ -17,6 +17,18 @@ pub struct CircuitConfig {
     pub open_for: Duration,
 }
 
+impl CircuitConfig {
+    /// Opens after `failures_to_open` failures in a row (at least one), for
+    /// `open_secs`; one success in half-open closes it.
+    pub fn consecutive(failures_to_open: u32, open_secs: u64) -> Self {
+        Self {
+            failures_to_open: failures_to_open.max(1),
+            successes_to_close: 1,
+            open_for: Duration::from_secs(open_secs),
+        }
+    }
+}
+
 impl Default for CircuitConfig {
     fn default() -> Self {
         Self {

@@ -88,7 +88,7 @@ impl PaymentActor {
     /// The actor over `payments`, raising alerts through `alerts`.
     pub fn new(payments: Payments, alerts: SharedAlertSink) -> Result<Self, String> {
         let config: &PaymentsConfig = payments.shop().config();
-        let client = super::http::client(config.timeout()).map_err(|e| format!("HTTP client: {e}"))?;
+        let client = crate::alerter::sinks::client(config.timeout()).map_err(|e| format!("HTTP client: {e}"))?;
         let max = config.max_body_bytes;
         let mut apis = Vec::new();
         if let Some(trc20) = &config.trc20 {
@@ -392,7 +392,7 @@ impl PaymentActor {
 fn bot_lane(bot: &BotConfig, config: &PaymentsConfig) -> Result<BotLane, String> {
     // The client waits out the long poll, then the usual timeout.
     let timeout = Duration::from_secs(u64::from(bot.long_poll_secs)) + config.timeout();
-    let client = super::http::client(timeout).map_err(|e| format!("HTTP client: {e}"))?;
+    let client = crate::alerter::sinks::client(timeout).map_err(|e| format!("HTTP client: {e}"))?;
     let telegram = Bot::builder()
         .api_url(format!("{}/bot{}", bot.api_url.trim_end_matches('/'), bot.token))
         .client(client)

@@ -328,11 +328,7 @@ impl OrderBook {
 
     /// Orders per status (every status present, zeros included).
     pub fn counts(&self) -> Result<BTreeMap<Status, usize>, BookError> {
-        let mut counts: BTreeMap<Status, usize> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-        for order in self.orders()? {
-            *counts.entry(order.status).or_default() += 1;
-        }
-        Ok(counts)
+        Ok(super::order::tally(&self.orders()?))
     }
 
     /// Judges `transfer` and applies the verdict: a transfer that settles

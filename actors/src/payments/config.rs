@@ -248,11 +248,7 @@ impl PaymentsConfig {
 
     /// Thresholds of each chain API's breaker.
     pub fn circuit(&self) -> CircuitConfig {
-        CircuitConfig {
-            failures_to_open: self.failures_to_open.max(1),
-            successes_to_close: 1,
-            open_for: Duration::from_secs(self.open_secs),
-        }
+        CircuitConfig::consecutive(self.failures_to_open, self.open_secs)
     }
 
     /// The product called `id`.

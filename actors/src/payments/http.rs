@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::matching::Transfer;
-use crate::alerter::sinks::shorten;
+use crate::alerter::sinks::{error_chain, shorten};
 
 /// One page of a chain's transfers to our wallet, oldest first.
 #[derive(Debug, Default)]
@@ -95,15 +95,6 @@ impl ApiError {
     }
 }
 
-/// An HTTP client for chain APIs with `timeout` per request.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("x0tta6bl4/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 /// `base` with `query` appended (values escaped).
 pub fn url<K: AsRef<str>, V: AsRef<str>>(base: &str, query: &[(K, V)]) -> Result<reqwest::Url, ApiError> {
     let pairs = query.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
@@ -146,14 +137,7 @@ fn unanswered(error: &reqwest::Error) -> ApiError {
     if error.is_timeout() {
         return ApiError::Timeout;
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    ApiError::Connect(text)
+    ApiError::Connect(error_chain(error))
 }
 
 /// A decimal string of base units as an integer.

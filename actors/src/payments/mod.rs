@@ -139,12 +139,8 @@ impl Payments {
     /// Every order with counts and the outbox.
     pub fn view(&self) -> Result<OrdersView, BookError> {
         let orders = self.book.orders()?;
-        let mut counts: BTreeMap<Status, usize> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-        for order in &orders {
-            *counts.entry(order.status).or_default() += 1;
-        }
         Ok(OrdersView {
-            counts,
+            counts: order::tally(&orders),
             outbox: self.book.backlog(),
             orders,
         })

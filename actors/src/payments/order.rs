@@ -48,6 +48,15 @@ impl Status {
     }
 }
 
+/// Orders per status, every status present (zeros included).
+pub fn tally(orders: &[Order]) -> std::collections::BTreeMap<Status, usize> {
+    let mut counts: std::collections::BTreeMap<Status, usize> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+    for order in orders {
+        *counts.entry(order.status).or_default() += 1;
+    }
+    counts
+}
+
 /// One order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {

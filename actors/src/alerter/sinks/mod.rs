@@ -117,7 +117,8 @@ impl Sink {
     }
 }
 
-/// An HTTP client with the delivery timeout.
+/// An HTTP client with `timeout` per request (connect included): the
+/// alert sinks' and the payment checker's.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -167,7 +168,7 @@ pub fn unanswered(error: &reqwest::Error) -> DeliveryError {
 }
 
 /// An error and its causes, one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -57,7 +57,7 @@ pub fn run(quick: bool) {
         }
     }
     let create_per_sec = made.len() as f64 / started.elapsed().as_secs_f64();
-    let client = x0tta6bl4_actors::payments::http::client(config.timeout()).expect("client");
+    let client = x0tta6bl4_actors::alerter::sinks::client(config.timeout()).expect("client");
     let trc20 = config.trc20.clone().expect("trc20");
     let apis = [
         ChainApi::Trc20(
