@@ -400,3 +400,83 @@ fn a_peer_that_never_answers_opens_its_breaker_after_five_attempts() {
         .expect("breaker listed");
     assert_eq!(entry["state"], "open", "{breakers}");
 }
+
+/// Starts `hosts` nodes joined by `links`; host 1 floods host 0 with garbage
+/// frames, so that host 0's healer plans to quarantine it. Returns the net and
+/// the peer ids.
+fn flood_from_host_1(hosts: usize, links: &[(usize, usize)]) -> Option<(TestNet, Vec<String>)> {
+    let mut net = test_net_or_skip()?;
+    net.add_hosts(hosts).expect("hosts");
+    for (a, b) in links {
+        net.link(*a, *b).expect("link");
+    }
+    net.start_all(FAST_HEALER).expect("nodes");
+    let ids: Vec<String> = (0..hosts).map(|h| net.node(h).peer_id.clone()).collect();
+    wait_routes_to(net.node(0), &ids[1..], Duration::from_secs(20));
+    net.node(1)
+        .post(
+            "/api/v1/debug/frame",
+            &json!({"peer": ids[0], "hex": "ff", "count": 2000}),
+        )
+        .expect("flood");
+    Some((net, ids))
+}
+
+#[test]
+fn the_twin_vetoes_a_quarantine_that_would_cut_the_line_in_two_and_alerts_instead() {
+    let _serial = serial();
+    // A – B – C: B misbehaves towards A, but A reaches C only through B.
+    let Some((net, ids)) = flood_from_host_1(3, &[(0, 1), (1, 2)]) else {
+        return;
+    };
+    let (b, c) = (&ids[1], &ids[2]);
+    let refused = wait_record(net.node(0), "quarantine", b, "refused", Duration::from_secs(10));
+    let detail = refused["detail"].as_str().unwrap_or_default();
+    println!("vetoed: {detail}");
+    assert!(
+        detail.starts_with("twin: ") && detail.contains("partition"),
+        "{refused}"
+    );
+    assert!(
+        detail.contains(c.as_str()),
+        "the reason names the node cut off: {detail}"
+    );
+    assert!(
+        records(net.node(0), "quarantine", b, "executed").is_empty(),
+        "not quarantined"
+    );
+    // Raised once (no sink is configured: the alerter logs and counts it).
+    let alerted = metric(
+        &metrics_text(net.node(0)),
+        "x0tta_alerts_total",
+        &["name=\"HEALING_VETOED_PARTITION\"", "severity=\"warning\""],
+    );
+    assert_eq!(alerted, 1.0, "an alert instead of the quarantine");
+    // The what-if API gives the same answer the healer acted on.
+    let answer = net
+        .node(0)
+        .get(&format!("/api/v1/twin/whatif?fail={b}"))
+        .expect("what-if");
+    assert_eq!(answer["partitions"], true, "{answer}");
+    assert_eq!(answer["cut_off"].as_array().map(Vec::len), Some(2), "{answer}");
+    wait_routes_to(net.node(0), std::slice::from_ref(c), Duration::from_secs(5));
+}
+
+#[test]
+fn in_a_ring_the_twin_lets_the_healer_quarantine() {
+    let _serial = serial();
+    // A – B – C – A: without B, A still reaches C.
+    let Some((net, ids)) = flood_from_host_1(3, &[(0, 1), (1, 2), (2, 0)]) else {
+        return;
+    };
+    let b = &ids[1];
+    let executed = wait_record(net.node(0), "quarantine", b, "executed", Duration::from_secs(10));
+    println!("quarantined: {}", executed["detail"]);
+    assert!(records(net.node(0), "quarantine", b, "refused").is_empty());
+    let answer = net
+        .node(0)
+        .get(&format!("/api/v1/twin/whatif?fail={b}"))
+        .expect("what-if");
+    assert_eq!(answer["partitions"], false, "{answer}");
+    wait_routes_to(net.node(0), std::slice::from_ref(&ids[2]), Duration::from_secs(10));
+}

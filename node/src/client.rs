@@ -45,7 +45,8 @@ fn call(request: ureq::Request, body: Option<Value>) -> anyhow::Result<Value> {
     }
 }
 
-fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
+/// `GET path` on the node, as JSON.
+pub fn get(target: &Target, path: &str) -> anyhow::Result<Value> {
     call(target.request("GET", path), None)
 }
 

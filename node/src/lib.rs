@@ -11,4 +11,6 @@ pub mod identity;
 pub mod keys;
 pub mod launcher;
 pub mod node;
+pub mod sim_cli;
+pub mod twin;
 pub mod watch;

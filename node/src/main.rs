@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use x0tta6bl4::{client, config, demo, keys, node, watch};
+use x0tta6bl4::{client, config, demo, keys, node, sim_cli, watch};
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -92,6 +92,11 @@ enum Command {
     Orders {
         #[command(subcommand)]
         action: OrdersCommand,
+    },
+    /// The digital twin: generate topologies, ask what a failure breaks.
+    Sim {
+        #[command(subcommand)]
+        action: sim_cli::SimCommand,
     },
     /// Routed echo to a peer: round-trip time and hops.
     Ping {
@@ -295,6 +300,7 @@ fn main() -> anyhow::Result<()> {
         Command::Routes(target) => client::routes(&target),
         Command::Send { target, to, text } => client::send(&target, &to, &text),
         Command::Ping { target, peer } => client::ping(&target, &peer),
+        Command::Sim { action } => sim_cli::run(action),
         Command::Orders { action } => match action {
             OrdersCommand::List(target) => client::orders(&target),
             OrdersCommand::Show { target, id } => client::order(&target, &id),

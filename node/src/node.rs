@@ -213,6 +213,7 @@ pub fn run(config: NodeConfig) -> anyhow::Result<()> {
             telemetry: telemetry.clone(),
             breaker: breaker.clone(),
             mesh_actor: mesh_actor.clone().recipient(),
+            twin: Some(Arc::new(crate::twin::SimTwin)),
         };
         let (healer_config, retry) = (config.healer.clone(), config.breaker.clone());
         let healer_alerts = alerts.clone();

@@ -16,7 +16,7 @@ use crate::alert::Severity;
 use crate::breaker::backoff::full_jitter;
 use crate::breaker::{Acquire, BreakerActor, BreakerConfig, Report};
 use crate::errors::Reported;
-use crate::router::Forwarder;
+use crate::router::{Forwarder, GetState};
 use crate::supervision::Restart;
 use crate::telemetry::{Quarantine, Release, TelemetryActor};
 
@@ -31,6 +31,8 @@ pub struct Effectors {
     pub breaker: Addr<BreakerActor>,
     /// Restarts the mesh actor.
     pub mesh_actor: Recipient<Restart>,
+    /// Vetoes a quarantine that would partition the mesh (none: no veto).
+    pub twin: Option<super::twin::SharedTwin>,
 }
 
 /// What happened when an action was carried out.
@@ -42,6 +44,8 @@ pub struct Execution {
     pub success: Option<String>,
     /// Why no (further) attempt was made, if refused.
     pub refused: Option<String>,
+    /// The twin's reason for not acting at all: the action would partition the mesh.
+    pub vetoed: Option<String>,
     /// Delivery to the affected destinations before the action (0..=1).
     pub baseline: Option<f64>,
 }
@@ -85,8 +89,13 @@ async fn attempt(effectors: &Effectors, action: &Action, config: &HealerConfig, 
         failures: Vec::new(),
         success: None,
         refused: None,
+        vetoed: None,
         baseline: None,
     };
+    if let Some(reason) = veto(effectors, action).await {
+        execution.vetoed = Some(reason);
+        return execution;
+    }
     let (base, cap) = retry.retry_delays();
     for attempt in 0..=retry.max_retries {
         let permit = effectors
@@ -131,6 +140,17 @@ async fn attempt(effectors: &Effectors, action: &Action, config: &HealerConfig, 
         }
     }
     execution
+}
+
+/// The twin's reason not to quarantine: losing the peer would partition the
+/// mesh as the router sees it. Other actions cut nothing off.
+async fn veto(effectors: &Effectors, action: &Action) -> Option<String> {
+    let (Some(twin), Action::Quarantine { peer, .. }) = (&effectors.twin, action) else {
+        return None;
+    };
+    let state = effectors.sources.router.send(GetState).await.ok()?;
+    twin.partition_if_lost(&state.edges, peer)
+        .map(|why| format!("twin: quarantining {peer} would partition the mesh: {why}"))
 }
 
 async fn perform(effectors: &Effectors, action: &Action, config: &HealerConfig) -> Result<String, String> {

@@ -16,6 +16,7 @@ pub mod execute;
 pub mod knowledge;
 pub mod observe;
 pub mod plan;
+pub mod twin;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -321,9 +322,15 @@ impl HealerActor {
                 None,
             );
         }
-        if let Some(reason) = &execution.refused {
+        if let Some(reason) = execution.vetoed.as_ref().or(execution.refused.as_ref()) {
             if self.refusal_noted.insert(key.clone()) {
                 self.note(&pending.planned, Outcome::Refused, reason.clone(), None);
+                if execution.vetoed.is_some() {
+                    let alert = Alert::new("HEALING_VETOED_PARTITION", Severity::Warning, reason.clone())
+                        .label("action", action.kind())
+                        .label("target", action.target());
+                    self.alerts.emit(alert);
+                }
             } else {
                 metrics::counter!(ACTIONS_TOTAL, "action" => action.kind(), "result" => "refused").increment(1);
             }

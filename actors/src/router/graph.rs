@@ -81,6 +81,12 @@ pub fn quality_cost(link: &crate::mesh::LinkQuality) -> Cost {
     }
 }
 
+/// Cost of an edge whose ends report it at `a_to_b` and `b_to_a`: their mean
+/// (each halved first, so no sum overflows), at least 1.
+pub fn edge_cost(a_to_b: Cost, b_to_a: Cost) -> Cost {
+    (a_to_b / 2 + b_to_a / 2).max(1)
+}
+
 /// Undirected weighted graph of the mesh.
 #[derive(Debug, Default, Clone)]
 pub struct Graph {
@@ -143,7 +149,7 @@ impl Graph {
                 let Some(back) = listed(&v).and_then(|l| l.iter().find(|(w, _)| *w == u)) else {
                     continue;
                 };
-                let cost = (cost_uv / 2 + back.1 / 2).max(1);
+                let cost = edge_cost(cost_uv, back.1);
                 graph.adj.entry(u).or_default().push((v, cost));
                 graph.adj.entry(v).or_default().push((u, cost));
             }

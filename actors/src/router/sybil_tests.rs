@@ -47,7 +47,7 @@ impl Honest {
 
     fn connect(&self, router: &mut RouterActor) {
         for chain in &self.chains {
-            router.local_links.push((chain[0], 1_000));
+            router.db.local_links.push((chain[0], 1_000));
         }
     }
 }
@@ -111,12 +111,12 @@ fn routed(router: &RouterActor) -> HashMap<PeerId, PeerId> {
 #[test]
 fn honest_nodes_keep_their_routes_while_one_neighbour_floods_ten_thousand_identities() {
     let mut router = router();
-    let max = router.config.max_nodes;
+    let max = router.db.config.max_nodes;
     let mut early = Honest::new(2, 20);
     let mut late = Honest::new(1, 20);
     let sybils = Sybils::new();
     early.connect(&mut router);
-    router.local_links.push((sybils.head, 1_000));
+    router.db.local_links.push((sybils.head, 1_000));
     early.announce(&mut router);
     router.recompute();
     assert_eq!(routed(&router).len(), 40, "every honest node routed before the flood");
@@ -141,13 +141,13 @@ fn honest_nodes_keep_their_routes_while_one_neighbour_floods_ten_thousand_identi
         );
     }
     assert!(
-        router.nodes.len() <= max,
+        router.db.nodes.len() <= max,
         "{} nodes over the bound of {max}",
-        router.nodes.len()
+        router.db.nodes.len()
     );
-    let fakes_in = sybils.fakes.iter().filter(|f| router.nodes.contains_key(*f)).count();
+    let fakes_in = sybils.fakes.iter().filter(|f| router.db.nodes.contains_key(*f)).count();
     assert!(
-        fakes_in < FLOOD && router.nodes.len() == max,
+        fakes_in < FLOOD && router.db.nodes.len() == max,
         "the flood filled the rest of the database and no more: {fakes_in} fakes in"
     );
     println!("{fakes_in} of {FLOOD} made-up identities admitted; all 60 honest nodes routed");
@@ -156,11 +156,11 @@ fn honest_nodes_keep_their_routes_while_one_neighbour_floods_ten_thousand_identi
 #[test]
 fn honest_nodes_arriving_after_the_flood_displace_the_flooders_share() {
     let mut router = router();
-    let max = router.config.max_nodes;
+    let max = router.db.config.max_nodes;
     let sybils = Sybils::new();
-    router.local_links.push((sybils.head, 1_000));
+    router.db.local_links.push((sybils.head, 1_000));
     sybils.flood(&mut router, |_, _| {});
-    assert_eq!(router.nodes.len(), max, "the flood alone fills the database");
+    assert_eq!(router.db.nodes.len(), max, "the flood alone fills the database");
 
     let mut honest = Honest::new(3, 30);
     honest.connect(&mut router);
@@ -177,12 +177,15 @@ fn honest_nodes_arriving_after_the_flood_displace_the_flooders_share() {
         "{} of 90 honest latecomers without a route",
         missing.len()
     );
-    assert_eq!(router.nodes.len(), max, "room was made, the bound kept");
+    assert_eq!(router.db.nodes.len(), max, "room was made, the bound kept");
     // The flood keeps getting refused now that its group is the largest.
-    let before: Vec<PeerId> = router.nodes.keys().copied().collect();
+    let before: Vec<PeerId> = router.db.nodes.keys().copied().collect();
     sybils.flood(&mut router, |_, _| {});
     for node in honest.all() {
-        assert!(router.nodes.contains_key(node), "a second flood evicted honest {node}");
+        assert!(
+            router.db.nodes.contains_key(node),
+            "a second flood evicted honest {node}"
+        );
     }
-    assert!(before.iter().filter(|n| router.nodes.contains_key(*n)).count() == max);
+    assert!(before.iter().filter(|n| router.db.nodes.contains_key(*n)).count() == max);
 }

@@ -10,6 +10,7 @@ pub mod mtls;
 mod orders;
 mod state;
 mod telemetry;
+mod twin;
 mod views;
 
 use std::sync::Arc;
@@ -118,6 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/peers", web::get().to(views::peers))
                 .route("/routes", web::get().to(views::routes))
                 .route("/topology", web::get().to(views::topology))
+                .route("/twin/whatif", web::get().to(twin::what_if))
                 .route("/messages", web::get().to(messages::inbox))
                 .route("/messages", web::post().to(messages::send))
                 .route("/ping", web::post().to(messages::ping))

@@ -16,7 +16,7 @@ pub const BEGIN: &str = "<!-- bench all: generated tables begin -->";
 pub const END: &str = "<!-- bench all: generated tables end -->";
 
 /// The scenarios, in the order they run (the namespace-heavy ones last).
-const SCENARIOS: [&str; 12] = [
+const SCENARIOS: [&str; 13] = [
     "mesh",
     "instructions",
     "pqc",
@@ -24,6 +24,7 @@ const SCENARIOS: [&str; 12] = [
     "conns",
     "sync",
     "payments",
+    "twin",
     "memory",
     "xdp",
     "heal",

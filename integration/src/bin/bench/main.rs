@@ -18,6 +18,7 @@
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- instructions [--quick]   # valgrind
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- sync [--quick]
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- payments [--quick]
+//! cargo run --release -p x0tta6bl4-integration --bin bench -- twin [--quick]   # python3-networkx
 //! cargo run --release -p x0tta6bl4-integration --bin bench -- all [--quick] [--write docs/BENCHMARKS.md]
 //! ```
 
@@ -36,7 +37,11 @@ mod soak;
 mod stability;
 mod storage;
 mod sync;
+mod twin;
 mod xdp;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,13 +64,14 @@ fn main() {
         Some("instructions") => instructions::run(quick),
         Some("sync") => sync::run(quick),
         Some("payments") => payments::run(quick),
+        Some("twin") => twin::run(quick),
         Some("all") => {
             let write = args.iter().skip_while(|a| *a != "--write").nth(1);
             all::run(quick, write.map(String::as_str));
         }
         Some(other) => {
             eprintln!(
-                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, sync, payments, all"
+                "unknown scenario '{other}'; available: mesh (alias throughput), reroute, memory, xdp, heal, pqc, stability, storage, soak, api, conns, instructions, sync, payments, twin, all"
             );
             std::process::exit(2);
         }
