@@ -19,6 +19,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,6 +30,7 @@ use x0tta6bl4_actors::policy::{Policy, PolicyConfig};
 use x0tta6bl4_actors::router::graph::Route;
 use x0tta6bl4_actors::router::lsdb::LinkState;
 use x0tta6bl4_actors::router::RouterConfig;
+use x0tta6bl4_pqc::{PqIdentity, PqSeeds};
 
 use crate::net::Net;
 use crate::topology::Topology;
@@ -47,6 +50,10 @@ pub struct ProtocolConfig {
     pub observers: usize,
     /// Seed of the phases and of the observers chosen.
     pub seed: u64,
+    /// Beacons carry a post-quantum key binding, as with the node's default
+    /// `pqc.mode` (`preferred`). One real binding serves every node: its size
+    /// and its parsing are what the simulation needs.
+    pub pq_binding: bool,
 }
 
 impl Default for ProtocolConfig {
@@ -59,6 +66,7 @@ impl Default for ProtocolConfig {
             hop_delay: Duration::from_micros(200),
             observers: usize::MAX,
             seed: 1,
+            pq_binding: true,
         }
     }
 }
@@ -114,6 +122,8 @@ pub struct Simulation {
     recompute_wall: Duration,
     recomputes: u64,
     cut: Option<(usize, usize)>,
+    /// The key binding every beacon carries, base64, if any.
+    binding: Option<String>,
 }
 
 /// Why a simulation could not be set up.
@@ -192,7 +202,13 @@ impl Simulation {
             recompute_wall: Duration::ZERO,
             recomputes: 0,
             cut: None,
+            binding: None,
         };
+        if sim.config.pq_binding {
+            let keypair = x0tta6bl4_actors::libp2p::identity::Keypair::generate_ed25519();
+            let identity = PqIdentity::new(keypair, &PqSeeds::generate());
+            sim.binding = Some(base64::engine::general_purpose::STANDARD.encode(identity.binding().encode()));
+        }
         sim.latency = sim.gossip_latency();
         for node in 0..n {
             let phase = sim.config.beacon_interval.mul_f64(rng.gen::<f64>());
@@ -329,7 +345,7 @@ impl Simulation {
                     avoided: false,
                 })
                 .collect(),
-            pq_binding: None,
+            pq_binding: self.binding.clone(),
             pq_signature: None,
             svid_chain: Vec::new(),
         };
@@ -463,6 +479,7 @@ impl Simulation {
             observers: self.observers.len(),
             virtual_seconds: self.now.as_secs_f64(),
             beacon_bytes_mean: per_beacon,
+            binding_bytes: self.binding.as_ref().map_or(0, String::len),
             // Every node receives every node's beacon (gossip floods the topic).
             beacon_bytes_in_per_node_per_sec: self.beacon_bytes as f64 / seconds,
             beacon_bytes_out_per_node_per_sec: self.beacon_bytes as f64 / seconds / self.nodes.len() as f64,
@@ -477,6 +494,14 @@ impl Simulation {
                 .sum::<f64>()
                 / self.observers.len().max(1) as f64,
         }
+    }
+
+    /// Takes the link-state database and routing table out of observer
+    /// `node` (what one node holds; the simulation goes on without it).
+    pub fn take_database(&mut self, node: usize) -> Option<(LinkState, HashMap<PeerId, Route>)> {
+        let v = self.nodes.get_mut(node)?;
+        let db = v.db.take()?;
+        Some((db, std::mem::take(&mut v.table)))
     }
 
     /// The routing table of node `i`.
@@ -499,8 +524,10 @@ pub struct Stats {
     pub observers: usize,
     /// Virtual time simulated.
     pub virtual_seconds: f64,
-    /// Mean size of a beacon as encoded (JSON, no post-quantum binding).
+    /// Mean size of a beacon as encoded (JSON, with the key binding when configured).
     pub beacon_bytes_mean: f64,
+    /// Of which the key binding (base64), 0 without.
+    pub binding_bytes: usize,
     /// Beacon bytes a node receives per second: every node's beacons, once
     /// each (gossip adds duplicates on top).
     pub beacon_bytes_in_per_node_per_sec: f64,

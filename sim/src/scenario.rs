@@ -20,10 +20,10 @@ const FLOW_TRIES: usize = 1_000;
 /// A flow cut by a link failure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reroute {
-    /// Source and destination (node indices).
-    pub flow: [usize; 2],
+    /// Source and destination.
+    pub flow: [String; 2],
     /// The link cut, on the flow's path.
-    pub cut: [usize; 2],
+    pub cut: [String; 2],
     /// Hops of the path before the cut.
     pub hops_before: u32,
     /// Hops of the path at the end, if the flow was delivered again.
@@ -72,7 +72,7 @@ pub fn converge_and_cut(
     }
     let stats = sim.stats();
     let reroute = match (converged, sim.observers().len() == sim.len()) {
-        (Some(_), true) => cut_a_flow(&mut sim, seed, link_timeout + limit, progress),
+        (Some(_), true) => cut_a_flow(&mut sim, topology, seed, link_timeout + limit, progress),
         _ => None,
     };
     Ok(Report {
@@ -86,6 +86,7 @@ pub fn converge_and_cut(
 /// cuts that link and samples the flow every millisecond for `follow`.
 fn cut_a_flow(
     sim: &mut Simulation,
+    topology: &Topology,
     seed: u64,
     follow: Duration,
     progress: &mut dyn FnMut(&str, f64),
@@ -114,9 +115,10 @@ fn cut_a_flow(
         }
     }
     let hops_after = sim.walk(flow[0], flow[1]);
+    let id = |i: usize| topology.nodes()[i].id.clone();
     Some(Reroute {
-        flow,
-        cut,
+        flow: [id(flow[0]), id(flow[1])],
+        cut: [id(cut[0]), id(cut[1])],
         hops_before,
         hops_after,
         outage_ms: hops_after.map(|_| last_lost.map_or(0.0, |t| (t - start).as_secs_f64() * 1e3)),

@@ -1,16 +1,29 @@
-//! `bench twin`: the digital twin's single-node what-if against networkx on the
-//! same generated meshes (Barabási–Albert, m = 2) of 1k, 10k and 100k nodes
-//! (`--quick`: 1k and 10k), side by side in one run. Both compute the same
-//! answer (components, cut-off nodes, articulation points and bridges before
-//! and after); graph construction is excluded on both sides, and the answers
-//! are checked equal. Prints times, the speed-up and the graph's heap bytes
-//! per node (jemalloc's count), then a JSON line.
+//! `bench twin`: the digital twin on generated meshes (Barabási–Albert, m = 2)
+//! of 1k, 10k and 100k nodes (`--quick`: 1k and 10k).
+//!
+//! - **what-if**: a single-node failure answered by the twin and by networkx
+//!   side by side in one run, the same answer (components, cut-off nodes,
+//!   articulation points and bridges before and after), graph construction
+//!   excluded on both sides, the answers checked equal; times, speed-up and
+//!   the graph's heap bytes per node (jemalloc's count).
+//! - **protocol**: the routing protocol in virtual time on the router's own
+//!   code, with the node's default timers: convergence after a start, the
+//!   reroute after a link cut (every node simulated in full, 1k), and past
+//!   that, a few nodes in full with the default `max_nodes` (1,024) and with
+//!   `max_nodes` raised to the mesh's size: routes held, beacon bytes, the
+//!   recompute's time and one node's link-state database and table in bytes.
+//!
+//! Prints both tables, then a JSON line.
 
 use std::time::Instant;
 
 use serde_json::json;
+use std::time::Duration;
+
 use x0tta6bl4_sim::oracle::{self, Case};
-use x0tta6bl4_sim::{generate, what_if, Failure, Net, Shape};
+use x0tta6bl4_sim::protocol::{ProtocolConfig, Simulation};
+use x0tta6bl4_sim::scenario::converge_and_cut;
+use x0tta6bl4_sim::{generate, what_if, Failure, Net, Shape, Topology};
 
 /// Heap bytes allocated now, by jemalloc's count (the bench's allocator).
 pub fn heap_bytes() -> usize {
@@ -28,14 +41,28 @@ pub fn run(quick: bool) {
     } else {
         &[1_000, 10_000, 100_000]
     };
+    let whatif = what_if_rows(sizes);
+    let protocol = protocol_rows(sizes);
+    println!(
+        "{}",
+        json!({ "bench": "twin", "shape": "ba:N:2", "whatif": whatif, "protocol": protocol })
+    );
+}
+
+/// The mesh of `n` nodes both parts run on.
+fn mesh(n: usize) -> (Topology, u64) {
+    let seed = 42 + n as u64;
+    (generate(Shape::BarabasiAlbert(n, 2), seed).expect("generated"), seed)
+}
+
+fn what_if_rows(sizes: &[usize]) -> Vec<serde_json::Value> {
     let mut rows = Vec::new();
     println!(
         "{:>8} {:>9} {:>12} {:>12} {:>9} {:>13}",
         "nodes", "links", "sim ms", "networkx ms", "speed-up", "graph B/node"
     );
     for &n in sizes {
-        let seed = 42 + n as u64;
-        let topology = generate(Shape::BarabasiAlbert(n, 2), seed).expect("generated");
+        let (topology, seed) = mesh(n);
         let before = heap_bytes();
         let net = Net::new(&topology);
         let net_bytes = heap_bytes().saturating_sub(before);
@@ -87,5 +114,97 @@ pub fn run(quick: bool) {
             "networkx": version,
         }));
     }
-    println!("{}", json!({ "bench": "twin", "shape": "ba:N:2", "whatif": rows }));
+    rows
+}
+
+/// Nodes simulated in full past 1k (each holds the link state of the whole mesh).
+const OBSERVERS: usize = 4;
+
+/// Virtual seconds a start is followed.
+const LIMIT: Duration = Duration::from_secs(5);
+
+fn protocol_rows(sizes: &[usize]) -> Vec<serde_json::Value> {
+    let mut rows = Vec::new();
+    println!(
+        "{:>8} {:>9} {:>9} {:>11} {:>8} {:>10} {:>8} {:>11} {:>12} {:>10} {:>12}",
+        "nodes",
+        "observers",
+        "max_nodes",
+        "converge ms",
+        "routes",
+        "outage ms",
+        "lost",
+        "beacon B",
+        "beacons B/s",
+        "recomp ms",
+        "db B/node"
+    );
+    for &n in sizes {
+        let (topology, seed) = mesh(n);
+        let runs: Vec<(usize, usize)> = match n {
+            n if n <= 2_000 => vec![(n, 1_024)],
+            n => vec![(OBSERVERS, 1_024), (OBSERVERS, n)],
+        };
+        for (observers, max_nodes) in runs {
+            let mut config = ProtocolConfig {
+                observers,
+                seed,
+                ..ProtocolConfig::default()
+            };
+            config.router.max_nodes = max_nodes;
+            let started = Instant::now();
+            let report = converge_and_cut(&topology, config.clone(), LIMIT, &mut |_, _| {}).expect("simulated");
+            let wall = started.elapsed().as_secs_f64();
+            let db_bytes = database_bytes(&topology, config);
+            let s = &report.stats;
+            let reroute = report.reroute.as_ref();
+            println!(
+                "{n:>8} {observers:>9} {max_nodes:>9} {:>11} {:>7.1}% {:>10} {:>8} {:>11.0} {:>12.0} {:>10.2} {:>12.0}",
+                report
+                    .converged_after_ms
+                    .map_or("never".into(), |ms| format!("{ms:.0}")),
+                s.coverage * 100.0,
+                reroute
+                    .and_then(|r| r.outage_ms)
+                    .map_or("-".into(), |ms| format!("{ms:.0}")),
+                reroute.map_or("-".into(), |r| r.frames_lost.to_string()),
+                s.beacon_bytes_mean,
+                s.beacon_bytes_in_per_node_per_sec,
+                s.recompute_ms_mean,
+                db_bytes as f64 / max_nodes.min(n) as f64,
+            );
+            rows.push(json!({
+                "nodes": n,
+                "observers": observers.min(n),
+                "max_nodes": max_nodes,
+                "converged_ms": report.converged_after_ms,
+                "coverage": s.coverage,
+                "reroute_outage_ms": reroute.and_then(|r| r.outage_ms),
+                "frames_lost": reroute.map(|r| r.frames_lost),
+                "beacon_bytes": s.beacon_bytes_mean,
+                "of_which_key_binding": s.binding_bytes,
+                "beacon_bytes_per_node_per_sec": s.beacon_bytes_in_per_node_per_sec,
+                "recompute_ms": s.recompute_ms_mean,
+                "db_bytes": db_bytes,
+                "db_bytes_per_known_node": db_bytes as f64 / max_nodes.min(n) as f64,
+                "wall_s": wall,
+            }));
+        }
+    }
+    rows
+}
+
+/// Heap bytes of one node's link-state database and routing table once it
+/// has heard every beacon of `topology`.
+fn database_bytes(topology: &Topology, mut config: ProtocolConfig) -> usize {
+    config.observers = 1;
+    let base = heap_bytes();
+    let mut sim = Simulation::new(topology, config).expect("simulated");
+    let observer = sim.observers()[0];
+    sim.run_until(Duration::from_secs(2), &mut |_| {});
+    let held = sim.take_database(observer).expect("an observer");
+    drop(sim);
+    let bytes = heap_bytes().saturating_sub(base);
+    drop(held);
+    bytes
 }
