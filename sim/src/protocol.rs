@@ -124,6 +124,8 @@ pub struct Simulation {
     cut: Option<(usize, usize)>,
     /// The key binding every beacon carries, base64, if any.
     binding: Option<String>,
+    /// Links left out of beacons to keep them within `MAX_BEACON_BYTES`.
+    links_left_out: u64,
 }
 
 /// Why a simulation could not be set up.
@@ -203,6 +205,7 @@ impl Simulation {
             recomputes: 0,
             cut: None,
             binding: None,
+            links_left_out: 0,
         };
         if sim.config.pq_binding {
             let keypair = x0tta6bl4_actors::libp2p::identity::Keypair::generate_ed25519();
@@ -349,7 +352,9 @@ impl Simulation {
             pq_signature: None,
             svid_chain: Vec::new(),
         };
-        let bytes = beacon.encode();
+        // As the mesh sends it: past the size limit, the weakest links are left out.
+        let (bytes, left_out) = beacon.encode_within_limits(None);
+        self.links_left_out += left_out as u64;
         self.beacon_bytes += bytes.len() as u64;
         self.beacons += 1;
         let Ok(valid) = Beacon::validate(&bytes, Some(self.nodes[node].peer)) else {
@@ -480,6 +485,7 @@ impl Simulation {
             virtual_seconds: self.now.as_secs_f64(),
             beacon_bytes_mean: per_beacon,
             binding_bytes: self.binding.as_ref().map_or(0, String::len),
+            links_left_out_per_beacon: self.links_left_out as f64 / self.beacons.max(1) as f64,
             // Every node receives every node's beacon (gossip floods the topic).
             beacon_bytes_in_per_node_per_sec: self.beacon_bytes as f64 / seconds,
             beacon_bytes_out_per_node_per_sec: self.beacon_bytes as f64 / seconds / self.nodes.len() as f64,
@@ -528,6 +534,9 @@ pub struct Stats {
     pub beacon_bytes_mean: f64,
     /// Of which the key binding (base64), 0 without.
     pub binding_bytes: usize,
+    /// Links left out of beacons (per beacon sent, mean): a node with more
+    /// links than fit in `MAX_BEACON_BYTES` announces only the best ones.
+    pub links_left_out_per_beacon: f64,
     /// Beacon bytes a node receives per second: every node's beacons, once
     /// each (gossip adds duplicates on top).
     pub beacon_bytes_in_per_node_per_sec: f64,

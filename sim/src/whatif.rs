@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 
 use petgraph::stable_graph::{NodeIndex, StableUnGraph};
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 use serde::{Deserialize, Serialize};
 use x0tta6bl4_actors::router::graph::Cost;
 
@@ -145,16 +145,23 @@ struct Shape {
 
 impl Shape {
     fn of(graph: &StableUnGraph<(), Cost>) -> Self {
-        let mut component = vec![usize::MAX; graph.node_indices().map(|n| n.index() + 1).max().unwrap_or(0)];
+        // Components by petgraph's union-find: vectors only, no set per component.
+        let bound = graph.node_bound();
+        let mut union = petgraph::unionfind::UnionFind::<usize>::new(bound);
+        for edge in graph.edge_references() {
+            union.union(edge.source().index(), edge.target().index());
+        }
+        let roots = union.into_labeling();
+        let (mut component, mut label_of_root) = (vec![usize::MAX; bound], vec![usize::MAX; bound]);
         let mut sizes = Vec::new();
-        for (label, members) in rustworkx_core::connectivity::connected_components(graph)
-            .into_iter()
-            .enumerate()
-        {
-            sizes.push(members.len());
-            for node in members {
-                component[node.index()] = label;
+        for node in graph.node_indices() {
+            let root = roots[node.index()];
+            if label_of_root[root] == usize::MAX {
+                label_of_root[root] = sizes.len();
+                sizes.push(0);
             }
+            component[node.index()] = label_of_root[root];
+            sizes[label_of_root[root]] += 1;
         }
         let articulation = rustworkx_core::connectivity::articulation_points(graph, None)
             .into_iter()

@@ -183,6 +183,7 @@ fn protocol_rows(sizes: &[usize]) -> Vec<serde_json::Value> {
                 "frames_lost": reroute.map(|r| r.frames_lost),
                 "beacon_bytes": s.beacon_bytes_mean,
                 "of_which_key_binding": s.binding_bytes,
+                "links_left_out_per_beacon": s.links_left_out_per_beacon,
                 "beacon_bytes_per_node_per_sec": s.beacon_bytes_in_per_node_per_sec,
                 "recompute_ms": s.recompute_ms_mean,
                 "db_bytes": db_bytes,
