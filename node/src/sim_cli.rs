@@ -106,8 +106,7 @@ pub fn run(command: SimCommand) -> anyhow::Result<()> {
                 Some(path) => load(&path)?,
                 None => Topology::from_api(&client::get(&target, "/api/v1/topology")?)?,
             };
-            let mut failure = Failure::parse(&fail);
-            failure.partition = Failure::parse(&partition).nodes;
+            let failure = Failure::from_specs(&fail, &partition);
             anyhow::ensure!(
                 failure != Failure::default(),
                 "say what fails: --fail and/or --partition"

@@ -27,9 +27,10 @@ impl Net {
             graph.add_node(());
         }
         let index: HashMap<String, NodeIndex> = topology
-            .index()
-            .into_iter()
-            .map(|(id, i)| (id.to_owned(), NodeIndex::new(i as usize)))
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), NodeIndex::new(i)))
             .collect();
         for link in topology.links() {
             // A checked topology names only its own nodes.

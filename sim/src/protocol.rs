@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use x0tta6bl4_actors::libp2p::PeerId;
@@ -158,11 +157,6 @@ impl Simulation {
             observers.truncate(config.observers);
             observers.sort_unstable();
         }
-        let rtt: HashMap<(usize, usize), f64> = topology
-            .links()
-            .iter()
-            .filter_map(|l| Some(((net.node(&l.a)?.index(), net.node(&l.b)?.index()), l.rtt_ms)))
-            .collect();
         let interval = Duration::from_millis(config.router.recompute_interval_ms.max(10));
         let mut nodes: Vec<VirtualNode> = (0..n)
             .map(|_| VirtualNode {
@@ -175,11 +169,12 @@ impl Simulation {
                 recompute_pending: false,
             })
             .collect();
-        for edge in net.graph().edge_references() {
-            let (a, b) = (edge.source().index(), edge.target().index());
-            let ms = rtt.get(&(a, b)).or_else(|| rtt.get(&(b, a))).copied().unwrap_or(1.0);
-            nodes[a].links.push((b, ms));
-            nodes[b].links.push((a, ms));
+        for link in topology.links() {
+            // A checked topology names only its own nodes.
+            if let (Some(a), Some(b)) = (net.node(&link.a), net.node(&link.b)) {
+                nodes[a.index()].links.push((b.index(), link.rtt_ms));
+                nodes[b.index()].links.push((a.index(), link.rtt_ms));
+            }
         }
         for &o in &observers {
             let mut db = LinkState::new(nodes[o].peer, config.router.clone());
@@ -508,16 +503,6 @@ impl Simulation {
         let v = self.nodes.get_mut(node)?;
         let db = v.db.take()?;
         Some((db, std::mem::take(&mut v.table)))
-    }
-
-    /// The routing table of node `i`.
-    pub fn table(&self, i: usize) -> &HashMap<PeerId, Route> {
-        &self.nodes[i].table
-    }
-
-    /// The peer id of node `i`.
-    pub fn peer(&self, i: usize) -> PeerId {
-        self.nodes[i].peer
     }
 }
 

@@ -95,10 +95,10 @@ fn cut_a_flow(
     let n = sim.len();
     let (flow, cut, hops_before) = (0..FLOW_TRIES).find_map(|_| {
         let (src, dst) = (rng.gen_range(0..n), rng.gen_range(0..n));
-        let hops = sim.walk(src, dst).filter(|h| *h >= 3)?;
-        let path = sim.path(src, dst)?;
+        let path = sim.path(src, dst).filter(|p| p.len() > 3)?;
         let (a, b) = (path[1], path[2]);
-        sim.connected_without(a, b).then_some(([src, dst], [a, b], hops))
+        sim.connected_without(a, b)
+            .then_some(([src, dst], [a, b], (path.len() - 1) as u32))
     })?;
     let start = sim.now();
     sim.cut(cut[0], cut[1]);

@@ -6,7 +6,7 @@
 //!   "links": [ { "a": "n0", "b": "n1", "rtt_ms": 2.5, "loss": 0.0, "capacity_mbps": 100.0 } ] }
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -298,15 +298,6 @@ impl Topology {
             }
         }
         Ok(())
-    }
-
-    /// Node ids in order, and each id's position.
-    pub(crate) fn index(&self) -> HashMap<&str, u32> {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.id.as_str(), i as u32))
-            .collect()
     }
 }
 

@@ -34,6 +34,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The failure `fail` and `partition` describe: [`Failure::parse`] of
+    /// the one, the nodes of the other as one side of a partition.
+    pub fn from_specs(fail: &str, partition: &str) -> Self {
+        Self {
+            partition: Self::parse(partition).nodes,
+            ..Self::parse(fail)
+        }
+    }
+
     /// Parses `a,b-c`: node `a` and link `b–c` fail (peer ids and generated
     /// ids contain no `-` or `,`).
     pub fn parse(spec: &str) -> Self {

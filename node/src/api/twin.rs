@@ -32,8 +32,7 @@ pub async fn what_if(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
     let query = web::Query::<WhatIfQuery>::from_query(req.query_string())
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?
         .into_inner();
-    let mut failure = Failure::parse(&query.fail);
-    failure.partition = Failure::parse(&query.partition).nodes;
+    let failure = Failure::from_specs(&query.fail, &query.partition);
     if failure == Failure::default() {
         return Err(ApiError::bad_request(
             "no_failure",
